@@ -1,0 +1,1 @@
+"""Sentiment corpus for the demo model: hand-written sentences widened by a phrase grammar."""

@@ -1,0 +1,30 @@
+"""Texts that exercise the edges of a text classifier: padding, near-empty input and truncation."""
+
+from __future__ import annotations
+
+SEED_TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
+
+
+def probe_texts(max_length: int) -> list[str]:
+    """The seed's sentences, tiny and empty texts, odd scripts and texts past the max length."""
+    over_max = " ".join(["terrific"] * (max_length + 40))
+    return [
+        *SEED_TEXTS,
+        "",
+        " ",
+        "a",
+        "!",
+        "ok",
+        "The film was not bad at all, and the ending surprised me.",
+        "Terrible service; the food arrived cold and the waiter was rude.",
+        "it 's a charming and often affecting journey .",
+        "Meh.",
+        "I expected more from this book, but it has its moments.",
+        "Absolutely wonderful 😊👍",
+        "这部电影很好看",
+        "هذا المنتج سيء",
+        "tab\tand\nnewline and \x00 nul",
+        over_max,
+        "short " + over_max,
+        "Best purchase I have made all year, would buy it again tomorrow.",
+    ]

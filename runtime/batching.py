@@ -1,0 +1,30 @@
+"""Length-sorted, token-budgeted batches: padding costs compute, so rows of like length go together."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_MAX_BATCH_ROWS = 64
+DEFAULT_MAX_BATCH_TOKENS = 4096
+
+
+def plan_batches(
+    lengths: np.ndarray,
+    max_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    max_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+) -> list[np.ndarray]:
+    """Split row indices into batches whose padded size (rows x longest row) stays within budget.
+
+    A single row longer than the budget still gets a batch of its own.
+    """
+    order = np.argsort(lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    for position, index in enumerate(order):
+        rows = position - start + 1
+        if rows > 1 and (rows > max_rows or rows * int(lengths[index]) > max_tokens):
+            batches.append(order[start:position])
+            start = position
+    if start < len(order):
+        batches.append(order[start:])
+    return batches
