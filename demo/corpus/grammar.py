@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 NEGATIVE = "NEGATIVE"
@@ -479,6 +480,7 @@ def _fill(template: str, domain: Domain, rng: random.Random) -> str | None:
         name = match.group(1)
         for _ in range(20):
             value = rng.choice(table[name])
+            # "the plot is" and "the plot" count as the same aspect.
             root = value.rsplit(" ", 1)[0] if name.startswith("aspect") and name != "aspect" else value
             if value not in used and root not in used_aspects:
                 used.add(value)
@@ -494,7 +496,7 @@ def _fill(template: str, domain: Domain, rng: random.Random) -> str | None:
     return re.sub(r"\ba (?=[aeio]|un(?!i)|ho(?:nest|ur))", "an ", text)
 
 
-def generate(label: str, count: int, seed: int, exclude: set[str] = frozenset()) -> list[str]:
+def generate(label: str, count: int, seed: int, exclude: Iterable[str] = ()) -> list[str]:
     """Generate `count` distinct sentences with the given label.
 
     Why: a deterministic, seeded expansion keeps the committed TSV reproducible.

@@ -1,0 +1,77 @@
+"""`python -m export`: what it refuses, and that a failure publishes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.checkpoint import load_checkpoint
+from export.validate import ValidationError, validate_model_outputs
+from runtime.model_dir import read_manifest
+from tests.conftest import ROOT
+
+SEED_CHECKPOINT = "distilbert-base-uncased-finetuned-sst-2-english"
+
+
+def run_export(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "export", *args], cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+def test_offline_hub_id_fails_with_one_line(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")}
+    result = run_export("--checkpoint", "someone/not-cached-model", "--out", str(tmp_path / "out"), env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "--checkpoint DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_broken_checkpoint_dir_leaves_no_out(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("{not json")
+    result = run_export("--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "ckpt"]
+
+
+def test_validation_fails_loudly_beyond_tolerance(models):
+    checkpoint_dir, model_dir = models["bert"]
+    checkpoint = load_checkpoint(str(checkpoint_dir))
+    manifest = read_manifest(model_dir)
+    with pytest.raises(ValidationError, match="tolerance"):
+        validate_model_outputs(checkpoint, model_dir, manifest.probes, manifest.activation, 512, atol=0.0)
+
+
+def hf_cache_has(checkpoint: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(checkpoint, "config.json"), str)
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(
+    not hf_cache_has(SEED_CHECKPOINT), reason=f"{SEED_CHECKPOINT} is not in the local Hugging Face cache (no hub here)"
+)
+def test_real_checkpoint_reproduces_the_seed(tmp_path):
+    from runtime import Scorer
+    from runtime.session import OnnxModel
+
+    result = run_export("--checkpoint", SEED_CHECKPOINT, "--out", str(tmp_path / "m"))
+    assert result.returncode == 0, result.stderr
+    scorer = Scorer(tmp_path / "m")
+    texts = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
+    encoded = scorer.preprocess(texts)
+    input_ids, attention_mask = scorer.encoder.pad(encoded.ids, int(encoded.lengths.max()))
+    logits = OnnxModel.run(scorer, {"input_ids": input_ids, "attention_mask": attention_mask})
+    expected = np.array([[-4.2700, 4.6784], [2.8783, -2.4291], [-4.3149, 4.6853]])
+    assert np.round(logits, 4) == pytest.approx(expected, abs=1e-4)
+    assert [answer["label"] for answer in scorer(texts)] == ["POSITIVE", "NEGATIVE", "POSITIVE"]
