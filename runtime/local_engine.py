@@ -16,6 +16,7 @@ from runtime.parquet_io import (
     METADATA_KEY,
     atomic_parquet_writer,
     open_input,
+    read_batches,
     output_schema,
     read_metadata,
     scored_batch,
@@ -80,7 +81,7 @@ def score_file(
     schema = output_schema(parquet.schema_arrow, record)
     stats = RunStats(files=1, outputs=[dst])
     with atomic_parquet_writer(dst, schema) as writer:
-        for batch in parquet.iter_batches(batch_size=window_rows):
+        for batch in read_batches(parquet, src, window_rows):
             scores = scorer.score(texts_of(batch, text_column))
             writer.write_batch(
                 scored_batch(batch, schema, scorer.labels, scores.label_ids, scores.probabilities, scores.valid)

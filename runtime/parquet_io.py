@@ -20,6 +20,20 @@ from runtime.errors import InputError
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
 METADATA_KEY = b"runtime.score"
 TEMP_MARKER = ".tmp-"
+READ_BUFFER_BYTES = 4 << 20
+
+
+def read_batches(parquet: pq.ParquetFile, path: Path, window_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most `window_rows`; a corrupt page surfaces as an InputError naming the file."""
+    batches = parquet.iter_batches(batch_size=window_rows)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"input {path} is corrupt or truncated ({first_line(exc)})") from None
+        yield batch
 
 
 def open_input(path: Path, text_column: str) -> pq.ParquetFile:
@@ -29,7 +43,8 @@ def open_input(path: Path, text_column: str) -> pq.ParquetFile:
     if path.is_dir():
         raise InputError(f"input {path} is a directory; pass a directory as both IN and OUT")
     try:
-        parquet = pq.ParquetFile(path)
+        # buffer_size streams column chunks instead of loading whole row groups: memory stays flat
+        parquet = pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
     except PermissionError:
         raise InputError(f"input {path} is not readable (permission denied)") from None
     except (pa.ArrowException, OSError) as exc:
