@@ -1,0 +1,86 @@
+"""Peak RSS of `python -m runtime.score` at 20k and 200k rows with a 2 KB passthrough column.
+
+Streaming means memory must not grow with the row count: the issue's bar is at most 100 MB more at 10x rows.
+Usage: python -m benchmarks.memory [--model models/demo] [--out benchmarks/results/memory.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.corpus import benchmark_texts
+
+ROW_COUNTS = (20_000, 200_000)
+PASSTHROUGH_BYTES = 2048
+GROWTH_LIMIT_MB = 100
+
+
+def write_input(path: Path, rows: int, texts: list[str]) -> None:
+    """Rows in slices so that writing the 400 MB file does not itself need 400 MB."""
+    rng = np.random.default_rng(0)
+    with pq.ParquetWriter(path, pa.schema([("id", pa.int64()), ("text", pa.string()), ("payload", pa.binary())])) as writer:
+        for start in range(0, rows, 10_000):
+            count = min(10_000, rows - start)
+            payload = [rng.bytes(PASSTHROUGH_BYTES) for _ in range(count)]
+            writer.write_table(
+                pa.table(
+                    {
+                        "id": np.arange(start, start + count),
+                        "text": [texts[i % len(texts)] for i in range(start, start + count)],
+                        "payload": pa.array(payload, pa.binary()),
+                    }
+                )
+            )
+
+
+def peak_rss_mb(command: list[str]) -> float:
+    """Max RSS of a child run in a fresh wrapper process, so runs do not share a high-water mark."""
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True)
+    return int(result.stdout.split()[-1]) / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("models/demo"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
+    args = parser.parse_args(argv)
+    if not args.model.is_dir():
+        print(f"error: model dir {args.model} does not exist; run `make demo` first or pass --model", file=sys.stderr)
+        return 2
+    texts = benchmark_texts()
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for rows in ROW_COUNTS:
+            src, dst = Path(scratch) / f"in-{rows}.parquet", Path(scratch) / f"out-{rows}.parquet"
+            write_input(src, rows, texts)
+            command = [sys.executable, "-m", "runtime.score", str(src), str(dst), "--model", str(args.model)]
+            results[rows] = {
+                "peak_rss_mb": round(peak_rss_mb(command), 1),
+                "input_mb": round(os.path.getsize(src) / 2**20, 1),
+            }
+            print(f"{rows:>7} rows ({results[rows]['input_mb']} MB in): peak RSS {results[rows]['peak_rss_mb']} MB")
+    growth = results[ROW_COUNTS[1]]["peak_rss_mb"] - results[ROW_COUNTS[0]]["peak_rss_mb"]
+    report = {"model": str(args.model), "rows": results, "growth_mb": round(growth, 1), "limit_mb": GROWTH_LIMIT_MB}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"growth {growth:.1f} MB from {ROW_COUNTS[0]} to {ROW_COUNTS[1]} rows (limit {GROWTH_LIMIT_MB} MB); wrote {args.out}")
+    return 0 if growth <= GROWTH_LIMIT_MB else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
