@@ -8,6 +8,7 @@ from pathlib import Path
 
 from export.build import DEFAULT_CHECKPOINT, build_model_dir
 from export.onnx_export import DEFAULT_OPSET
+from export.quantize import QuantizationError
 from export.validate import ValidationError
 from runtime.errors import InputError
 
@@ -17,17 +18,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="hub id or local checkpoint dir")
     parser.add_argument("--out", type=Path, default=Path("models/default"), help="model dir to write")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
+    parser.add_argument(
+        "--quantize", choices=["int8"], default=None, help="dynamic int8 weights, kept only if argmax agrees >= 99%%"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        manifest = build_model_dir(args.checkpoint, args.out, opset=args.opset)
+        manifest = build_model_dir(args.checkpoint, args.out, opset=args.opset, quantize=args.quantize)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ValidationError as exc:
+    except (ValidationError, QuantizationError) as exc:
         print(f"error: validation failed, nothing written to {args.out}: {exc}", file=sys.stderr)
         return 1
     parity = manifest.parity
@@ -36,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{manifest.activation}); parity vs PyTorch: max |diff| logits {parity['max_abs_diff_logits']:.1e}, "
         f"probabilities {parity['max_abs_diff_probabilities']:.1e} (tolerance {parity['atol']:.0e})"
     )
+    if manifest.quantization:
+        agreement = manifest.quantization["agreement"]
+        print(
+            f"int8: argmax agreement with PyTorch {agreement['argmax_agreement']:.2%} on {agreement['texts']} texts, "
+            f"max |diff| probabilities {agreement['max_abs_diff_probabilities']:.3f}"
+        )
     return 0
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from export.checkpoint import Checkpoint, load_checkpoint
 from export.onnx_export import DEFAULT_OPSET, export, onnx_opset
-from export.probes import probe_texts
+from export.probes import agreement_texts, probe_texts
+from export.quantize import check_agreement, quantize_int8
 from export.validate import validate_model_outputs
 from runtime.model_dir import ONNX_FILE, Activation, Manifest, sha256_file
 from runtime.scorer import Scorer
@@ -79,8 +80,10 @@ def publish(staging: Path, out: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def build_model_dir(checkpoint_name: str, out: Path, opset: int = DEFAULT_OPSET) -> Manifest:
-    """Export, validate against PyTorch, write the manifest, then publish."""
+def build_model_dir(
+    checkpoint_name: str, out: Path, opset: int = DEFAULT_OPSET, quantize: str | None = None
+) -> Manifest:
+    """Export, validate against PyTorch, optionally quantize (and check agreement), then publish."""
     checkpoint = load_checkpoint(checkpoint_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -93,6 +96,14 @@ def build_model_dir(checkpoint_name: str, out: Path, opset: int = DEFAULT_OPSET)
             checkpoint, staging, manifest.probes, manifest.activation, manifest.max_length
         )
         manifest.parity = report.as_dict()
+        if quantize == "int8":
+            manifest.quantization = quantize_int8(staging / ONNX_FILE)
+            manifest.sha256 = sha256_file(staging / ONNX_FILE)
+            manifest.write(staging)
+            agreement = check_agreement(
+                checkpoint, staging, agreement_texts(manifest.max_length), manifest.activation, manifest.max_length
+            )
+            manifest.quantization["agreement"] = agreement.as_dict()
         record_probe_outputs(manifest, staging)
         publish(staging, out)
     finally:

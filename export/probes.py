@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 SEED_TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
 
 
@@ -28,3 +30,19 @@ def probe_texts(max_length: int) -> list[str]:
         "short " + over_max,
         "Best purchase I have made all year, would buy it again tomorrow.",
     ]
+
+
+def generated_texts(count: int = 872, seed: int = 0) -> list[str]:
+    """Review-like sentences of 5 to 50 words from a fixed seed: no data set needed."""
+    rng = random.Random(seed)
+    words = (
+        "the film book plot cast acting story ending music scenes was is were not very quite rather "
+        "good bad great dull charming tedious funny moving slow sharp clumsy and but with a an of it "
+        "its this that too never always again director writer characters"
+    ).split()
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 50))) + " ." for _ in range(count)]
+
+
+def agreement_texts(max_length: int, count: int = 400) -> list[str]:
+    """Enough texts for a meaningful agreement rate: the probes plus generated reviews."""
+    return probe_texts(max_length) + generated_texts(count)

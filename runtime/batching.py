@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_MAX_BATCH_ROWS = 64
-DEFAULT_MAX_BATCH_TOKENS = 4096
+# Measured on DistilBERT-base, 2 cores: 32 rows of length-sorted short texts beat 8/16/64/128 rows and
+# large token budgets; the token cap only bites on long texts (16 rows of 512 tokens).
+DEFAULT_MAX_BATCH_ROWS = 32
+DEFAULT_MAX_BATCH_TOKENS = 8192
 
 
 def plan_batches(

@@ -9,12 +9,16 @@ fails on the cluster (a corrupt page, a model dir that differs on some node) bec
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from runtime.errors import InputError
 from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, model_record, now, plan_tree
 from runtime.parquet_io import (
     METADATA_KEY,
+    OUTPUT_COLUMNS,
     TEMP_MARKER,
     atomic_parquet_writer,
     first_line,
@@ -42,10 +47,10 @@ RAY_MISSING = "--engine ray needs the ray extra: pip install '.[ray]'"
 # An actor reserves only part of the CPUs its threads use: actors that reserve whole CPUs leave nothing for
 # Ray Data's own read and write tasks, and on a small machine the job then waits forever.
 ACTOR_CPU_SHARE = 0.5
-# Ray's own chatter (usage stats, dedup notices, unhandled-error reports) must not drown the summary line.
+# Ray's own chatter (usage stats, unhandled-error reports, Ray Data's INFO logs) must not drown the summary line;
+# workers' output never reaches the driver (log_to_driver=False) and fd 2 is captured while Ray runs.
 QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_DEDUP_LOGS": "0",
     "RAY_IGNORE_UNHANDLED_ERRORS": "1",
     "RAY_DATA_LOG_LEVEL": "ERROR",
 }
@@ -80,21 +85,33 @@ class ScoreBatches:
         schema: pa.Schema,
         totals: Any,
     ) -> None:
-        self.scorer = Scorer(
-            model_dir, threads=threads, max_batch_rows=max_batch_rows, max_batch_tokens=max_batch_tokens
-        )
-        if self.scorer.manifest.sha256 != sha256:
-            raise InputError(
-                f"model dir {model_dir} differs on node {os.uname().nodename} (sha256 "
-                f"{self.scorer.manifest.sha256[:12]}, driver has {sha256[:12]}); every node needs the same model"
+        # An InputError raised here would reach the driver only as text inside ActorDiedError; raised from
+        # __call__ it arrives as itself (RayTaskError keeps the cause), so keep it for the first batch.
+        self.error: InputError | None = None
+        try:
+            self.scorer = Scorer(
+                model_dir, threads=threads, max_batch_rows=max_batch_rows, max_batch_tokens=max_batch_tokens
             )
+            if self.scorer.manifest.sha256 != sha256:
+                raise InputError(
+                    f"model dir {model_dir} differs on node {os.uname().nodename} (sha256 "
+                    f"{self.scorer.manifest.sha256[:12]}, the driver has {sha256[:12]}); every node needs the same model"
+                )
+        except InputError as exc:
+            self.error = exc
         self.text_column = text_column
         self.schema = schema
+        self.input_schema = pa.schema(list(schema)[: -len(OUTPUT_COLUMNS)])
         self.totals = totals
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import ray
 
+        if self.error is not None:
+            raise self.error
+        if not table.schema.remove_metadata().equals(self.input_schema):
+            # Ray may hand back another physical type (e.g. a dictionary column decoded): restore the input's
+            table = table.select(self.input_schema.names).cast(self.input_schema)
         scored = []
         truncated = 0
         for batch in table.combine_chunks().to_batches():
@@ -217,7 +234,48 @@ def as_input_error(exc: BaseException, src: Path) -> InputError | None:
         return InputError(str(cause))
     if isinstance(cause, (pa.ArrowException, OSError)):
         return InputError(f"input {src} is corrupt or unreadable ({first_line(cause)})")
+    # Some wrappers (an actor that died in __init__) carry the worker's exception only as text.
+    marker = f"{InputError.__module__}.{InputError.__qualname__}: "
+    lines = [line for line in str(exc).splitlines() if line.startswith(marker)]
+    return InputError(lines[-1][len(marker) :]) if lines else None
+
+
+def find_corrupt_file(sources: list[Path], text_column: str) -> InputError | None:
+    """A read task failed on the cluster; Arrow's message names no file, so find the culprit here."""
+    for path in sources:
+        try:
+            for _ in read_batches(open_input(path, text_column), path, DEFAULT_WINDOW_ROWS):
+                pass
+        except InputError as exc:
+            return exc
     return None
+
+
+@contextlib.contextmanager
+def captured_stderr(log: Path) -> Iterator[None]:
+    """Send fd 2 to `log` while Ray runs: its C++ core worker writes there directly (no logger to quiet).
+
+    A bug (anything but an InputError) replays the capture, so nothing needed to debug it is lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "ab") as sink:
+            os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except (InputError, KeyboardInterrupt):
+            raise
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            sys.stderr.write(log.read_text(errors="replace")[-20000:])
+            raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        log.unlink(missing_ok=True)
 
 
 def written_files(directory: Path) -> list[Path]:
@@ -269,13 +327,7 @@ def merge_into_file(parts: list[Path], out: Path, schema: pa.Schema, record: dic
                 writer.write_batch(batch.replace_schema_metadata(schema.metadata))
         if not parts:
             writer.write_table(schema.empty_table())
-        writer.add_key_value_metadata({METADATA_KEY: json_bytes(record)})
-
-
-def json_bytes(record: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(record).encode()
+        writer.add_key_value_metadata({METADATA_KEY: json.dumps(record).encode()})
 
 
 def already_done(out: Path, scorer: Scorer) -> bool:
@@ -293,53 +345,29 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
         return RunStats(skipped_files=len(sources))
     ray = import_ray()
 
-    record = {
-        **model_record(scorer, args.text_column),
-        "engine": "ray",
-        "input": str(src),
-        "started_at": now(),
-    }
+    record = {**model_record(scorer, args.text_column), "engine": "ray", "input": str(src), "started_at": now()}
     schema = output_schema(input_schema, record)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir_for(out)
+    log = Path(tempfile.gettempdir()) / f"ray-score-{os.getpid()}-{uuid.uuid4().hex[:8]}.stderr"
     temp_dir = None
     try:
-        with warnings.catch_warnings():
+        with captured_stderr(log), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            temp_dir = start_ray(ray, args.ray_address)
-            quiet_data_context(ray)
-            actors, threads, reserve = pool_plan(ray.cluster_resources().get("CPU", 1), args.actors, args.threads)
-            totals = ray.remote(num_cpus=0)(_Totals).remote()
-            dataset = ray.data.read_parquet(
-                [str(path.resolve()) for path in sources],
-                partitioning=None,  # hive-style dir names must not add columns: input columns stay unchanged
-                file_extensions=None,
-            ).map_batches(
-                ScoreBatches,
-                fn_constructor_kwargs=dict(
-                    model_dir=str(Path(args.model).resolve()),
-                    sha256=scorer.manifest.sha256,
-                    threads=threads,
-                    max_batch_rows=args.batch_size,
-                    max_batch_tokens=args.max_batch_tokens,
-                    text_column=args.text_column,
-                    schema=schema,
-                    totals=totals,
-                ),
-                compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=reserve,
-                batch_size=DEFAULT_WINDOW_ROWS,
-                batch_format="pyarrow",
-                udf_modifying_row_count=False,
-            )
             try:
-                dataset.write_parquet(str(staging.resolve()), schema=schema, compression="zstd")
-                truncated = ray.get(totals.total.remote())
+                temp_dir = start_ray(ray, args.ray_address)
+                quiet_data_context(ray)
+                truncated = score_on_cluster(ray, args, scorer, sources, schema, staging)
             except Exception as exc:
                 error = as_input_error(exc, src)
                 if error is None:
                     raise
+                if not isinstance(cause_of(exc), InputError):  # a read task failed: name the file
+                    error = find_corrupt_file(sources, args.text_column) or error
                 raise error from None
+            finally:
+                if ray.is_initialized():
+                    ray.shutdown()
         staging.mkdir(exist_ok=True)  # an all-empty input writes no part files
         parts = written_files(staging)
         rows, null_rows = count_output(parts)
@@ -356,7 +384,37 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
         return stats
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if ray.is_initialized():
-            ray.shutdown()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def score_on_cluster(
+    ray: Any, args: argparse.Namespace, scorer: Scorer, sources: list[Path], schema: pa.Schema, staging: Path
+) -> int:
+    """read_parquet -> map_batches(ScoreBatches) on an actor pool -> write_parquet; returns truncated texts."""
+    actors, threads, reserve = pool_plan(ray.cluster_resources().get("CPU", 1), args.actors, args.threads)
+    totals = ray.remote(num_cpus=0)(_Totals).remote()
+    dataset = ray.data.read_parquet(
+        [str(path.resolve()) for path in sources],
+        partitioning=None,  # hive-style dir names must not add columns: input columns stay unchanged
+        file_extensions=None,
+    ).map_batches(
+        ScoreBatches,
+        fn_constructor_kwargs=dict(
+            model_dir=str(Path(args.model).resolve()),
+            sha256=scorer.manifest.sha256,
+            threads=threads,
+            max_batch_rows=args.batch_size,
+            max_batch_tokens=args.max_batch_tokens,
+            text_column=args.text_column,
+            schema=schema,
+            totals=totals,
+        ),
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=reserve,
+        batch_size=DEFAULT_WINDOW_ROWS,
+        batch_format="pyarrow",
+        udf_modifying_row_count=False,
+    )
+    dataset.write_parquet(str(staging.resolve()), schema=schema, compression="zstd")
+    return ray.get(totals.total.remote())

@@ -75,3 +75,33 @@ def test_real_checkpoint_reproduces_the_seed(tmp_path):
     expected = np.array([[-4.2700, 4.6784], [2.8783, -2.4291], [-4.3149, 4.6853]])
     assert np.round(logits, 4) == pytest.approx(expected, abs=1e-4)
     assert [answer["label"] for answer in scorer(texts)] == ["POSITIVE", "NEGATIVE", "POSITIVE"]
+
+
+def test_int8_export_records_agreement_and_scores(models, tmp_path):
+    import onnx
+
+    from runtime import Scorer
+    from tests.conftest import export_model
+    from tests.torch_reference import torch_probabilities
+
+    checkpoint_dir, _ = models["bert"]
+    model_dir = export_model(checkpoint_dir, tmp_path / "int8", "--quantize", "int8")
+    manifest = read_manifest(model_dir)
+    assert manifest.quantization["weight_type"] == "int8" and manifest.quantization["per_channel"]
+    agreement = manifest.quantization["agreement"]
+    assert agreement["argmax_agreement"] >= 0.99 and agreement["texts"] >= 400
+    operators = {node.op_type for node in onnx.load(str(model_dir / "model.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in operators or "MatMulInteger" in operators
+    texts = ["a fine film", "a dreadful book", "the plot never moves", "I would go back tomorrow"]
+    expected = torch_probabilities(checkpoint_dir, texts)
+    probabilities = Scorer(model_dir).score(texts).probabilities
+    assert np.abs(probabilities - expected).max() < 0.05
+
+
+def test_int8_below_the_agreement_bar_is_refused(models):
+    from export.probes import agreement_texts
+    from export.quantize import QuantizationError, check_agreement
+
+    checkpoint_dir, model_dir = models["bert"]
+    with pytest.raises(QuantizationError, match="below the"):
+        check_agreement(load_checkpoint(str(checkpoint_dir)), model_dir, agreement_texts(512, 20), "softmax", 512, 1.01)
