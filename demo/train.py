@@ -91,7 +91,7 @@ def make_batches(
 
 def train(
     out_dir: Path,
-    epochs: int = 3,
+    epochs: int = 2,
     batch_size: int = 32,
     lr: float = 8e-5,
     warmup_ratio: float = 0.1,
@@ -146,7 +146,7 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description="Fine-tune the demo sentiment classifier.")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     args = parser.parse_args()
     train(args.out, epochs=args.epochs, corpus=args.corpus)

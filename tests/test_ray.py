@@ -79,7 +79,7 @@ def scored(model_dir, tmp_path_factory):
                 "id": pa.array(ids, pa.int64()),
                 "text": [None if i % 9 == 4 else texts[i % len(texts)] for i in ids],
                 "stars": pa.array([i % 5 for i in ids], pa.int8()),
-                "genre": pa.array([["drama", "comedy", None][i % 3] for i in ids]).dictionary_encode(),
+                "genre": pa.array([["drama", "comedy", "news"][i % 3] for i in ids]).dictionary_encode(),
             }
         )
         write(in_dir / name, table, row_group_size=128)

@@ -19,7 +19,7 @@ HANDWRITTEN = {
 }
 DEFAULT_OUT = CORPUS_DIR / "sentiment.tsv"
 SEED = 20240611
-PER_LABEL = 2000
+PER_LABEL = 1500
 
 
 def read_handwritten(path: Path) -> list[str]:

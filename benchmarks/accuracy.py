@@ -1,0 +1,50 @@
+"""SST-2 dev accuracy of an exported model, through the runtime (the real checkpoint scores 91.1%).
+
+Usage: python -m benchmarks.accuracy [--model models/demo ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.corpus import SST2_DEV, sst2_dev
+from runtime.scorer import Scorer
+
+POSITIVE = "POSITIVE"
+
+
+def sst2_accuracy(model_dir: Path) -> float:
+    """Share of SST-2 dev sentences whose argmax label matches the gold label (1 = POSITIVE)."""
+    dev = sst2_dev()
+    if dev is None:
+        raise FileNotFoundError(f"SST-2 dev set not found at {SST2_DEV}")
+    texts, gold = dev
+    scorer = Scorer(model_dir)
+    predicted = np.array([scorer.labels[i] == POSITIVE for i in scorer.score(texts).label_ids])
+    return float(np.mean(predicted == np.array(gold, dtype=bool)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, nargs="+", default=[Path("models/demo")])
+    parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    if sst2_dev() is None:
+        print(f"error: SST-2 dev set not found at {SST2_DEV}; this benchmark needs ../shared/data", file=sys.stderr)
+        return 2
+    results = {}
+    for model_dir in args.model:
+        results[str(model_dir)] = round(sst2_accuracy(model_dir), 4)
+        print(f"{model_dir}: SST-2 dev accuracy {results[str(model_dir)]:.2%}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
