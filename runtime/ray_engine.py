@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -30,7 +31,6 @@ from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, model_record, no
 from runtime.parquet_io import (
     METADATA_KEY,
     OUTPUT_COLUMNS,
-    TEMP_MARKER,
     atomic_parquet_writer,
     first_line,
     open_input,
@@ -38,6 +38,7 @@ from runtime.parquet_io import (
     read_batches,
     read_metadata,
     scored_batch,
+    temp_path_for,
     texts_of,
 )
 from runtime.scorer import Scorer
@@ -197,9 +198,28 @@ def start_ray(ray: Any, address: str | None) -> Path | None:
     try:
         ray.init(address="local", num_cpus=default_threads(), _temp_dir=str(temp_dir), **common)
     except BaseException:
+        reap_leftovers(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
     return temp_dir
+
+
+def reap_leftovers(temp_dir: Path) -> None:
+    """End workers of our private local cluster that outlived ray.shutdown().
+
+    A worker still starting (e.g. an actor loading its model) when a failed run shuts Ray down can miss the
+    raylet's exit and sleep forever. Such a process still holds its log files in our private session dir,
+    which no other process uses, so that is how it is found (Linux /proc; elsewhere this does nothing).
+    """
+    prefix = f"{temp_dir}{os.sep}"
+    for entry in Path("/proc").glob("[0-9]*"):
+        if int(entry.name) == os.getpid():
+            continue
+        try:
+            if any(os.readlink(fd).startswith(prefix) for fd in (entry / "fd").iterdir()):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except OSError:  # gone already, or not ours to inspect
+            continue
 
 
 def quiet_data_context(ray: Any) -> None:
@@ -298,10 +318,6 @@ def count_output(files: list[Path]) -> tuple[int, int]:
     return rows, nulls
 
 
-def staging_dir_for(out: Path) -> Path:
-    return out.with_name(f".{out.name}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
 def publish_dir(staging: Path, out: Path) -> None:
     """Swap the finished staging dir in as OUT; an earlier OUT is moved aside first and removed after."""
     old = None
@@ -348,7 +364,7 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
     record = {**model_record(scorer, args.text_column), "engine": "ray", "input": str(src), "started_at": now()}
     schema = output_schema(input_schema, record)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir_for(out)
+    staging = temp_path_for(out)  # hidden sibling of OUT, same naming as the local engine's temp files
     log = Path(tempfile.gettempdir()) / f"ray-score-{os.getpid()}-{uuid.uuid4().hex[:8]}.stderr"
     temp_dir = None
     try:
@@ -385,6 +401,7 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if temp_dir is not None:
+            reap_leftovers(temp_dir)
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -50,6 +50,19 @@ def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> 
         assert fragment in lines[0], lines[0]
 
 
+def orphaned_ray_workers() -> list[int]:
+    """Processes still writing logs into a removed private Ray session dir: workers that outlived their run."""
+    orphans = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            targets = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        if any("/ray-score-" in target and target.endswith("(deleted)") for target in targets):
+            orphans.append(int(entry.name))
+    return orphans
+
+
 def sst2_texts() -> list[str]:
     lines = SST2_DEV.read_text().splitlines()[1:] if SST2_DEV.exists() else []
     return [line.split("\t")[0] for line in lines] or [f"a film that is good number {i}" for i in range(100)]
@@ -188,6 +201,7 @@ def test_corrupt_page_on_the_cluster_is_one_error_line_and_no_out(model_dir, tmp
     (tmp_path / "out" / "old.parquet").write_bytes(b"yesterday")
     result = score(model_dir, tmp_path / "in", tmp_path / "out", "--engine", "ray")
     assert_clean_error(result, "broken.parquet", "corrupt")
+    assert not orphaned_ray_workers()
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["old.parquet"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in", "out"]
 
