@@ -145,9 +145,13 @@ def bench_model(name: str, checkpoint: Path, fp32_dir: Path, int8_dir: Path, tex
     int8_scorer = Scorer(int8_dir, threads=threads)
     runs["scorer_fp32"] = in_process(len(texts), scorer.score)
     runs["scorer_int8"] = in_process(len(texts), int8_scorer.score)
-    for variant, model_dir in (("fp32", fp32_dir), ("int8", int8_dir)):
-        command = [sys.executable, "-m", "runtime.score", str(src), str(scratch / f"{name}-{variant}-out.parquet"), "--model", str(model_dir), "--threads", str(threads)]
-        runs[f"cli_{variant}"] = (len(texts), lambda command=command: timed_command(command))
+    engines = (("cli_fp32", fp32_dir, "local"), ("cli_int8", int8_dir, "local"), ("cli_ray_fp32", fp32_dir, "ray"))
+    for config, model_dir, engine in engines:
+        command = [
+            sys.executable, "-m", "runtime.score", str(src), str(scratch / f"{name}-{config}.parquet"),
+            "--model", str(model_dir), "--engine", engine,
+        ]
+        runs[config] = (len(texts), lambda command=command: timed_command(command))
 
     results = {}
     for config, (rows, run) in runs.items():
@@ -209,13 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     threads = default_threads()
     base = benchmark_texts()
     texts = [base[i % len(base)] for i in range(args.rows)]
-    peak = matmul_peak_gflops(threads)
-    print(f"fp32 MatMul peak (ONNX Runtime, {threads} threads): {peak:.0f} GFLOP/s", flush=True)
+    peak, peak_by_shape = matmul_peak_gflops(threads)
+    print(f"fp32 MatMul peak (ONNX Runtime, {threads} threads): {peak:.0f} GFLOP/s {peak_by_shape}", flush=True)
     report = {
         "machine": {"cpu": cpu_flags()["model"], "flags": cpu_flags()["flags"], "cores": threads},
         "threads": {"onnxruntime_intra_op": threads, "onnxruntime_inter_op": 1, "allow_spinning": False, "torch": threads},
         "versions": {name: _version(name) for name in VERSIONED},
         "matmul_peak_gflops": round(peak, 1),
+        "matmul_gflops_by_shape_mkn": peak_by_shape,
         "texts": "sst2-dev" if len(set(base)) == 872 else "generated",
         "models": {},
     }
