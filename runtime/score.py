@@ -82,13 +82,15 @@ def run_local(args: argparse.Namespace, scorer: Scorer, jobs: list[tuple[Path, P
     return stats
 
 
-def summary(stats: RunStats, seconds: float, args: argparse.Namespace, scorer: Scorer) -> str:
-    rate = stats.rows / seconds if seconds > 0 else 0.0
+def summary(stats: RunStats, seconds: float, load_seconds: float, args: argparse.Namespace, scorer: Scorer) -> str:
+    """One line: what was scored, how fast (rows/s excludes the model load), with which model, where to."""
+    scoring = seconds - load_seconds
+    rate = stats.rows / scoring if scoring > 0 else 0.0
     skipped = f", {stats.skipped_files} file(s) already done" if stats.skipped_files else ""
     files = f" in {stats.files} file(s){skipped}" if args.input.is_dir() else ""
     return (
         f"scored {stats.rows} rows{files} ({stats.null_rows} null, {stats.truncated_rows} truncated) "
-        f"in {seconds:.1f} s, {rate:,.0f} rows/s; model {args.model} "
+        f"in {seconds:.1f} s ({load_seconds:.1f} s model load), {rate:,.0f} rows/s; model {args.model} "
         f"(sha256 {scorer.manifest.sha256[:12]}); wrote {args.output}"
     )
 
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer(
             args.model, threads=args.threads, max_batch_rows=args.batch_size, max_batch_tokens=args.max_batch_tokens
         )
+        load_seconds = time.perf_counter() - started
         if args.engine == "ray":
             from runtime.ray_engine import run_ray
 
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; no partial output was left behind", file=sys.stderr)
         return 130
-    print(summary(stats, time.perf_counter() - started, args, scorer))
+    print(summary(stats, time.perf_counter() - started, load_seconds, args, scorer))
     return 0
 
 
