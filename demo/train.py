@@ -121,7 +121,7 @@ def train(
 
     model.train()
     started = time.perf_counter()
-    with tqdm(total=total_steps, desc="fine-tuning", unit="batch") as progress:
+    with tqdm(total=total_steps, desc="fine-tuning", unit="batch", disable=None) as progress:  # None: off when not a terminal
         for epoch in range(epochs):
             for batch in make_batches(texts, labels, tokenizer, batch_size, generator):
                 loss = model(**batch).loss

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download; fail fast instead of retrying the hub
@@ -80,7 +82,35 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pa
     return built
 
 
-def run_score(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_score(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it; the timeout turns a hang into a failure."""
     return subprocess.run(
-        [sys.executable, "-m", "runtime.score", *args], cwd=ROOT, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "runtime.score", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout
     )
+
+
+def score(model_dir: Path, src: Path, dst: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+    return run_score(str(src), str(dst), "--model", str(model_dir), *extra, **kwargs)
+
+
+def write(path: Path, table: pa.Table, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, **kwargs)
+    return path
+
+
+def corrupt_middle(path: Path, size: int = 2000) -> None:
+    """Overwrite bytes in the middle of a file: the footer stays valid, a data page does not."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + size] = os.urandom(size)
+    path.write_bytes(bytes(data))
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit 2 with exactly one `error:` line naming each fragment, and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -16,29 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from runtime.model_dir import MANIFEST_FILE, ONNX_FILE
-from tests.conftest import ROOT, run_score
+from tests.conftest import ROOT, assert_clean_error, corrupt_middle, score, write
 
 
 @pytest.fixture
 def model_dir(models) -> Path:
     return models["distilbert"][1]
-
-
-def write(path: Path, table: pa.Table, **kwargs) -> Path:
-    pq.write_table(table, path, **kwargs)
-    return path
-
-
-def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-def score(model_dir: Path, src: Path, dst: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run_score(str(src), str(dst), "--model", str(model_dir), *extra)
 
 
 def only_file(directory: Path) -> list[str]:
@@ -75,10 +58,7 @@ def test_corrupt_page_inside_a_valid_footer(model_dir, tmp_path):
         row_group_size=5000,
         compression="zstd",
     )
-    data = bytearray(src.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 2000] = os.urandom(2000)
-    src.write_bytes(bytes(data))
+    corrupt_middle(src)
     result = score(model_dir, src, tmp_path / "out.parquet")
     assert_clean_error(result, "in.parquet")
     assert only_file(tmp_path) == ["in.parquet"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,36 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import ROOT, SST2_DEV
+from tests.conftest import ROOT, SST2_DEV, assert_clean_error, corrupt_middle, score as run_cli, write
 
 pytest.importorskip("ray.data")
 
 RAY_TIMEOUT = 240  # seconds; a healthy run takes ~10-30 s on 2 busy cores
 
 
-def write(path: Path, table: pa.Table, **kwargs) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, **kwargs)
-    return path
-
-
 def score(model_dir: Path, src: Path, dst: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "runtime.score", str(src), str(dst), "--model", str(model_dir), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=RAY_TIMEOUT,
-        env=env,
-    )
-
-
-def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    return run_cli(model_dir, src, dst, *extra, env=env, timeout=RAY_TIMEOUT)
 
 
 def orphaned_ray_workers() -> list[int]:
@@ -193,10 +171,7 @@ def test_corrupt_page_on_the_cluster_is_one_error_line_and_no_out(model_dir, tmp
         row_group_size=5000,
         compression="zstd",
     )
-    data = bytearray(src.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 2000] = os.urandom(2000)
-    src.write_bytes(bytes(data))
+    corrupt_middle(src)
     (tmp_path / "out").mkdir()  # yesterday's output survives a failed run
     (tmp_path / "out" / "old.parquet").write_bytes(b"yesterday")
     result = score(model_dir, tmp_path / "in", tmp_path / "out", "--engine", "ray")
