@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from onnxruntime import InferenceSession
 
 from export.checkpoint import Checkpoint
 from runtime.activations import activate
-from runtime.model_dir import Activation
+from runtime.model_dir import ONNX_FILE, Activation
 from runtime.scorer import Scorer
 from runtime.session import make_session
 
@@ -53,10 +54,9 @@ def torch_logits(checkpoint: Checkpoint, texts: list[str], batch_size: int, max_
 
 
 def onnx_logits(
-    checkpoint: Checkpoint, onnx_path: Path, texts: list[str], batch_size: int, max_length: int
+    checkpoint: Checkpoint, session: InferenceSession, texts: list[str], batch_size: int, max_length: int
 ) -> np.ndarray:
     """The graph alone, fed the PyTorch tokenizer's tensors, to isolate the export from tokenization."""
-    session = make_session(onnx_path)
     names = [node.name for node in session.get_inputs()]
     chunks = []
     for start in range(0, len(texts), batch_size):
@@ -81,14 +81,14 @@ def validate_model_outputs(
     The runtime path tokenizes with `tokenizers` from tokenizer.json and batches by length, so this also
     proves the saved tokenizer and the batcher give the PyTorch tokenizer's answers.
     """
-    onnx_path = model_dir / "model.onnx"
+    session = make_session(model_dir / ONNX_FILE)
     logit_diff = 0.0
     prob_diff = 0.0
     agreement = []
     scorer = Scorer(model_dir, verify_sha256=False)
     for batch_size in batch_sizes:
         reference = torch_logits(checkpoint, texts, batch_size, max_length)
-        exported = onnx_logits(checkpoint, onnx_path, texts, batch_size, max_length)
+        exported = onnx_logits(checkpoint, session, texts, batch_size, max_length)
         logit_diff = max(logit_diff, float(np.abs(reference - exported).max()))
         scorer.max_batch_rows = batch_size
         scores = scorer.score(texts)

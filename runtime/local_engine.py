@@ -98,12 +98,17 @@ def score_file(
     return stats
 
 
-def plan_tree(in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
-    """Every *.parquet under IN_DIR, mapped to the same relative path under OUT_DIR."""
+def list_parquet_files(in_dir: Path) -> list[Path]:
+    """Every *.parquet under IN_DIR, recursively, in a stable order."""
     sources = sorted(path for path in in_dir.rglob("*.parquet") if path.is_file())
     if not sources:
         raise InputError(f"input directory {in_dir} holds no *.parquet files")
-    return [(src, out_dir / src.relative_to(in_dir)) for src in sources]
+    return sources
+
+
+def plan_tree(in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
+    """Every *.parquet under IN_DIR, mapped to the same relative path under OUT_DIR."""
+    return [(src, out_dir / src.relative_to(in_dir)) for src in list_parquet_files(in_dir)]
 
 
 def already_scored(dst: Path, scorer: Scorer) -> bool:

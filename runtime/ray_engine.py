@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime.errors import InputError
-from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, model_record, now, plan_tree
+from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, list_parquet_files, model_record, now
 from runtime.parquet_io import (
     METADATA_KEY,
     OUTPUT_COLUMNS,
@@ -139,7 +139,7 @@ def import_ray() -> Any:
 
 def plan_inputs(src: Path, text_column: str) -> tuple[list[Path], pa.Schema, int]:
     """Every input file, checked up front; Ray reads them as one dataset, so they must share one schema."""
-    sources = [path for path, _ in plan_tree(src, src)] if src.is_dir() else [src]
+    sources = list_parquet_files(src) if src.is_dir() else [src]
     schema, total_rows = None, 0
     for path in sources:
         parquet = open_input(path, text_column)

@@ -86,11 +86,9 @@ class Scorer(OnnxModel):
         input_ids, attention_mask = self.encoder.pad(
             [encoded.ids[i] for i in batch], int(encoded.lengths[batch].max())
         )
-        feed = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": np.zeros_like(input_ids),
-        }
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in self.input_names:  # BERT takes them (one segment: zeros), DistilBERT does not
+            feed["token_type_ids"] = np.zeros_like(input_ids)
         return self.run(feed)
 
     def postprocess(self, logits: np.ndarray) -> np.ndarray:

@@ -11,15 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.corpus import sst2_dev
 from runtime.model_dir import read_manifest
 from tests.conftest import ROOT, SST2_DEV, run_score
 from tests.torch_reference import torch_probabilities
 
 
 def sst2_table() -> pa.Table:
-    lines = SST2_DEV.read_text(encoding="utf-8").splitlines()[1:]
-    texts, gold = zip(*(line.split("\t") for line in lines))
-    return pa.table({"id": np.arange(len(texts)), "text": list(texts), "gold": [int(g) for g in gold]})
+    texts, gold = sst2_dev()
+    return pa.table({"id": np.arange(len(texts)), "text": texts, "gold": gold})
 
 
 @pytest.mark.skipif(not SST2_DEV.exists(), reason=f"SST-2 dev set not found at {SST2_DEV} (../shared is absent)")
