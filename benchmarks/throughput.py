@@ -8,7 +8,6 @@ Usage: python -m benchmarks.throughput [--rows N] [--models distilbert-base demo
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import re
 import os
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
-from runtime.model_dir import read_manifest
+from runtime.model_dir import package_versions, read_manifest
 from runtime.scorer import Scorer
 from runtime.session import default_threads
 
@@ -248,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": {"cpu": cpu_flags()["model"], "flags": cpu_flags()["flags"], "cores": threads},
         "threads": {"onnxruntime_intra_op": threads, "onnxruntime_inter_op": 1, "allow_spinning": False, "torch": threads},
-        "versions": {name: _version(name) for name in VERSIONED},
+        "versions": package_versions(VERSIONED),
         "matmul_peak_gflops": round(peak, 1),
         "matmul_gflops_by_shape_mkn": peak_by_shape,
         "texts": "sst2-dev" if len(set(base)) == 872 else "generated",
@@ -271,13 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     plot(report, args.out / "throughput.png")
     print(f"wrote {args.out / 'throughput.json'} and {args.out / 'throughput.png'}")
     return 0
-
-
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import shutil
 from pathlib import Path
@@ -12,22 +11,12 @@ from export.onnx_export import DEFAULT_OPSET, export, onnx_opset
 from export.probes import agreement_texts, probe_texts
 from export.quantize import check_agreement, quantize_int8
 from export.validate import validate_model_outputs
-from runtime.model_dir import ONNX_FILE, Activation, Manifest, sha256_file
+from runtime.model_dir import ONNX_FILE, Activation, Manifest, package_versions, sha256_file
 from runtime.scorer import Scorer
 from runtime.session import make_session
 
 DEFAULT_CHECKPOINT = "distilbert-base-uncased-finetuned-sst-2-english"
 VERSIONED_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def activation_of(checkpoint: Checkpoint) -> Activation:
@@ -57,7 +46,7 @@ def build_manifest(checkpoint: Checkpoint, model_dir: Path) -> Manifest:
         onnx_inputs=[node.name for node in make_session(onnx_path, threads=1).get_inputs()],
         opset=onnx_opset(onnx_path),
         sha256=sha256_file(onnx_path),
-        versions=library_versions(),
+        versions=package_versions(VERSIONED_PACKAGES),
         pad_token_id=int(checkpoint.tokenizer.pad_token_id or 0),
         probes=probe_texts(max_length),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import InputError
+from runtime.model_dir import package_versions
 from runtime.parquet_io import (
     METADATA_KEY,
     atomic_parquet_writer,
@@ -54,7 +54,6 @@ def now() -> str:
 def model_record(scorer: Scorer, text_column: str) -> dict[str, Any]:
     """Which model made an output: enough to reproduce it and for --resume to trust it."""
     manifest = scorer.manifest
-    versions = {name: importlib.metadata.version(name) for name in RUNTIME_PACKAGES}
     return {
         "model_sha256": manifest.sha256,
         "checkpoint": manifest.checkpoint,
@@ -62,7 +61,7 @@ def model_record(scorer: Scorer, text_column: str) -> dict[str, Any]:
         "activation": manifest.activation,
         "quantization": manifest.quantization,
         "text_column": text_column,
-        "versions": {"runtime": versions, "export": manifest.versions},
+        "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": manifest.versions},
     }
 
 

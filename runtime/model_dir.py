@@ -9,6 +9,7 @@ host never runs a model that is not the one that was validated at export time.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,17 @@ class Manifest:
     def write(self, model_dir: Path) -> None:
         text = json.dumps(asdict(self), indent=2, sort_keys=True)
         (model_dir / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of `names`; packages that are not installed are left out."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
