@@ -54,7 +54,6 @@ def build_manifest(checkpoint: Checkpoint, model_dir: Path) -> Manifest:
 
 def record_probe_outputs(manifest: Manifest, model_dir: Path) -> None:
     """Store the runtime's own answers on the probes, so `runtime.verify` can check a new host."""
-    manifest.write(model_dir)
     scores = Scorer(model_dir).score(manifest.probes)
     manifest.probe_probabilities = scores.probabilities.tolist()
     manifest.write(model_dir)

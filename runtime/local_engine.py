@@ -9,12 +9,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from runtime.errors import InputError
 from runtime.model_dir import package_versions
 from runtime.parquet_io import (
     METADATA_KEY,
     atomic_parquet_writer,
-    open_input,
     read_batches,
     output_schema,
     read_metadata,
@@ -67,23 +68,24 @@ def model_record(scorer: Scorer, text_column: str) -> dict[str, Any]:
 
 def score_file(
     scorer: Scorer,
+    parquet: pq.ParquetFile,
     src: Path,
     dst: Path,
     text_column: str,
     window_rows: int = DEFAULT_WINDOW_ROWS,
     on_rows: Callable[[int], None] = lambda rows: None,
 ) -> RunStats:
-    """Stream `src` window by window (memory does not grow with the file) into `dst`, atomically."""
-    parquet = open_input(src, text_column)
+    """Stream `src` (opened and checked by `open_input`) window by window into `dst`, atomically.
+
+    Memory does not grow with the file: only one window of rows is held at a time.
+    """
     record = {**model_record(scorer, text_column), "input": str(src), "started_at": now()}
     schema = output_schema(parquet.schema_arrow, record)
     stats = RunStats(files=1, outputs=[dst])
     with atomic_parquet_writer(dst, schema) as writer:
         for batch in read_batches(parquet, src, window_rows):
             scores = scorer.score(texts_of(batch, text_column))
-            writer.write_batch(
-                scored_batch(batch, schema, scorer.labels, scores.label_ids, scores.probabilities, scores.valid)
-            )
+            writer.write_batch(scored_batch(batch, schema, scorer.labels, scores))
             stats.rows += batch.num_rows
             stats.null_rows += int((~scores.valid).sum())
             stats.truncated_rows += scores.truncated

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime.errors import InputError
+from runtime.scorer import Scores
 
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
 METADATA_KEY = b"runtime.score"
@@ -96,17 +97,15 @@ def scored_batch(
     batch: pa.RecordBatch,
     schema: pa.Schema,
     labels: list[str],
-    label_ids: np.ndarray,
-    probabilities: np.ndarray,
-    valid: np.ndarray,
+    scores: Scores,
 ) -> pa.RecordBatch:
     """Append the three output columns; rows with no text get nulls and keep their place."""
-    n_rows, n_labels = probabilities.shape
-    mask = ~valid
-    label_column = pc.take(pa.array(labels, pa.string()), pa.array(label_ids, mask=mask))
-    score_column = pa.array(probabilities[np.arange(n_rows), label_ids], pa.float32(), mask=mask)
+    n_rows, n_labels = scores.probabilities.shape
+    mask = ~scores.valid
+    label_column = pc.take(pa.array(labels, pa.string()), pa.array(scores.label_ids, mask=mask))
+    score_column = pa.array(scores.best, pa.float32(), mask=mask)
     offsets = pa.array(np.arange(0, (n_rows + 1) * n_labels, n_labels, dtype=np.int32))
-    flat = pa.array(probabilities.reshape(-1), pa.float32())
+    flat = pa.array(scores.probabilities.reshape(-1), pa.float32())
     probability_column = pa.ListArray.from_arrays(offsets, flat, mask=pa.array(mask))
     columns = [*batch.columns, label_column, score_column, probability_column]
     return pa.RecordBatch.from_arrays(columns, schema=schema)

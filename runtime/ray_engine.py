@@ -117,11 +117,7 @@ class ScoreBatches:
         truncated = 0
         for batch in table.combine_chunks().to_batches():
             scores = self.scorer.score(texts_of(batch, self.text_column))
-            scored.append(
-                scored_batch(
-                    batch, self.schema, self.scorer.labels, scores.label_ids, scores.probabilities, scores.valid
-                )
-            )
+            scored.append(scored_batch(batch, self.schema, self.scorer.labels, scores))
             truncated += scores.truncated
         if truncated:
             ray.get(self.totals.add.remote(truncated))

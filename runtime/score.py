@@ -77,8 +77,8 @@ def run_local(args: argparse.Namespace, scorer: Scorer, jobs: list[tuple[Path, P
         todo.append((src, dst, open_input(src, args.text_column)))  # fail on any bad file before writing
     total = sum(parquet.metadata.num_rows for _, _, parquet in todo)
     with tqdm(total=total, unit="rows", disable=not sys.stderr.isatty(), dynamic_ncols=True) as progress:
-        for src, dst, _ in todo:
-            stats.add(score_file(scorer, src, dst, args.text_column, on_rows=progress.update))
+        for src, dst, parquet in todo:
+            stats.add(score_file(scorer, parquet, src, dst, args.text_column, on_rows=progress.update))
     return stats
 
 
