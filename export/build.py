@@ -77,8 +77,9 @@ def build_model_dir(
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        export(checkpoint, staging, opset=opset)
+        optimizations = export(checkpoint, staging, opset=opset)
         manifest = build_manifest(checkpoint, staging)
+        manifest.graph_optimizations = optimizations
         manifest.write(staging)
         report = validate_model_outputs(
             checkpoint, staging, manifest.probes, manifest.activation, manifest.max_length

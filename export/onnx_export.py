@@ -10,15 +10,19 @@ import onnx
 from optimum.exporters.onnx import onnx_export_from_model
 
 from export.checkpoint import Checkpoint
+from export.first_token import first_token_last_layer
 from runtime.model_dir import ONNX_FILE
 
 DEFAULT_OPSET = 17
 
 
-def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET) -> Path:
-    """Write model.onnx, config.json and the fast tokenizer's files into `out_dir`; validation is separate."""
+def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET) -> list[str]:
+    """Write model.onnx, config.json and the fast tokenizer's files into `out_dir`; validation is separate.
+
+    Returns the graph optimizations applied on the way, for the manifest.
+    """
     logging.getLogger("optimum").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), first_token_last_layer(checkpoint.model) as optimizations:
         warnings.simplefilter("ignore")  # tracer warnings about constant masks: expected for these models
         onnx_export_from_model(
             checkpoint.model,
@@ -28,9 +32,8 @@ def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET) ->
             do_validation=False,
         )
     checkpoint.tokenizer.save_pretrained(out_dir)
-    onnx_path = out_dir / ONNX_FILE
-    onnx.checker.check_model(str(onnx_path))
-    return onnx_path
+    onnx.checker.check_model(str(out_dir / ONNX_FILE))
+    return optimizations
 
 
 def onnx_opset(onnx_path: Path) -> int:

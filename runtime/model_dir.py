@@ -41,6 +41,7 @@ class Manifest:
     pad_token_id: int = 0
     parity: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] | None = None
+    graph_optimizations: list[str] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
     probe_probabilities: list[list[float]] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
