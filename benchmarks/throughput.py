@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
+from export.first_token import FIRST_TOKEN_LAST_LAYER
 from runtime.batching import plan_batches
 from runtime.model_dir import package_versions, read_manifest
 from runtime.scorer import Scorer
@@ -111,6 +113,23 @@ def model_flops(model: object, token_counts: np.ndarray) -> float:
     return float(2 * weights * token_counts.sum() + 4 * layers * hidden * (token_counts.astype(float) ** 2).sum())
 
 
+def first_token_savings(model: object, lengths: np.ndarray) -> float:
+    """FLOPs a first-token last layer skips: every linear but keys and values, and all but one attention query."""
+    from torch import nn
+
+    from export.first_token import last_layer_and_forward
+
+    layer, _ = last_layer_and_forward(model)
+    skipped = sum(
+        module.weight.numel()
+        for name, module in layer.named_modules()
+        if isinstance(module, nn.Linear) and not name.endswith(("key", "value", "k_lin", "v_lin"))
+    )
+    hidden = getattr(model.config, "hidden_size", getattr(model.config, "dim", 0))
+    lengths = lengths.astype(float)
+    return float(2 * skipped * (lengths - 1).sum() + 4 * hidden * (lengths**2 - lengths).sum())
+
+
 def padded_lengths(lengths: np.ndarray, batches: list[np.ndarray]) -> np.ndarray:
     """Each row's length as computed: its batch's longest row (padding costs as much as text)."""
     padded = np.empty_like(lengths)
@@ -144,6 +163,7 @@ def bench_model(
     token_counts = scorers["fp32"].preprocess(texts).lengths
     flops_per_text = model_flops(model, token_counts) / len(texts)
     plans = batch_plans(token_counts)
+    pruned = read_manifest(model_dirs["fp32"]).graph_optimizations
     src = scratch / f"{name}.parquet"
     pq.write_table(pa.table({"id": np.arange(len(texts)), "text": texts}), src)
 
@@ -156,9 +176,11 @@ def bench_model(
         return len(texts), lambda: timed_command(argv)
 
     classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
-    ort_model = ORTModelForSequenceClassification.from_pretrained(
-        model_dirs["fp32"], session_options=scorers["fp32"].session.get_session_options()
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's tracer warnings
+        ort_model = ORTModelForSequenceClassification.from_pretrained(  # optimum's own plain export, as users run it
+            checkpoint, export=True, session_options=scorers["fp32"].session.get_session_options()
+        )
     ort_classify = pipeline("text-classification", model=ort_model, tokenizer=tokenizer, device=-1)
     runs = {
         "pipeline_bs1": in_process(bs1_rows, lambda t: classify(t, batch_size=1)),
@@ -185,7 +207,10 @@ def bench_model(
             "peak_rss_mb": round(peak_mb, 1),
         }
         if config in plans:  # what the CPU really computed, padding included (Ray's actors batch on their own)
-            executed = model_flops(model, padded_lengths(token_counts[:rows], [b for b in plans[config] if b[0] < rows]))
+            padded = padded_lengths(token_counts[:rows], [b for b in plans[config] if b[0] < rows])
+            executed = model_flops(model, padded)
+            if config.startswith(("scorer", "cli")) and FIRST_TOKEN_LAST_LAYER in pruned:
+                executed -= first_token_savings(model, padded)
             results[config]["executed_gflops"] = round(rate * executed / rows / 1e9, 2)
         if steady_rate is not None:
             results[config]["sentences_per_s_after_model_load"] = steady_rate
