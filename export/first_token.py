@@ -20,7 +20,9 @@ FIRST_TOKEN_LAST_LAYER = "last-layer-first-token"
 def distilbert_first_token(block: nn.Module) -> Callable[..., tuple[torch.Tensor]]:
     """DistilBERT's TransformerBlock.forward with queries from the first token only."""
 
-    def forward(x: torch.Tensor, attn_mask: torch.Tensor | None = None, *args: object, **kwargs: object) -> tuple[torch.Tensor]:
+    def forward(
+        x: torch.Tensor, attn_mask: torch.Tensor | None = None, *args: object, **kwargs: object
+    ) -> tuple[torch.Tensor]:
         first = x[:, :1]
         if attn_mask is not None and attn_mask.dim() == 4:  # SDPA's [batch, 1, query, key] mask: keep query 0
             attn_mask = attn_mask[:, :, :1]
