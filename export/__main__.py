@@ -19,7 +19,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("models/default"), help="model dir to write")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     parser.add_argument(
-        "--quantize", choices=["int8"], default=None, help="dynamic int8 weights, kept only if argmax agrees >= 99%%"
+        "--quantize", choices=["int8"], default=None, help="dynamic int8 weights (leading layers kept fp32 as needed), kept only if argmax agrees >= 99%%"
     )
     return parser.parse_args(argv)
 
@@ -41,10 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         f"probabilities {parity['max_abs_diff_probabilities']:.1e} (tolerance {parity['atol']:.0e})"
     )
     if manifest.quantization:
-        agreement = manifest.quantization["agreement"]
+        quantization = manifest.quantization
+        agreement = quantization["agreement"]
         print(
-            f"int8: argmax agreement with PyTorch {agreement['argmax_agreement']:.2%} on {agreement['texts']} texts, "
-            f"max |diff| probabilities {agreement['max_abs_diff_probabilities']:.3f}"
+            f"int8: {quantization['int8_matmuls']} MatMuls in int8, the first {quantization['fp32_leading_layers']} "
+            f"layer(s) kept fp32; argmax agreement with PyTorch {agreement['argmax_agreement']:.2%} on "
+            f"{agreement['texts']} texts, max |diff| probabilities {agreement['max_abs_diff_probabilities']:.3f}"
         )
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from export.checkpoint import Checkpoint, load_checkpoint
 from export.onnx_export import DEFAULT_OPSET, export, onnx_opset
 from export.probes import agreement_texts, probe_texts
-from export.quantize import check_agreement, quantize_int8
+from export.quantize import quantize_until_agreement
 from export.validate import validate_model_outputs
 from runtime.model_dir import ONNX_FILE, Activation, Manifest, package_versions, sha256_file
 from runtime.scorer import Scorer
@@ -86,13 +86,11 @@ def build_model_dir(
         )
         manifest.parity = report.as_dict()
         if quantize == "int8":
-            manifest.quantization = quantize_int8(staging / ONNX_FILE)
-            manifest.sha256 = sha256_file(staging / ONNX_FILE)
-            manifest.write(staging)
-            agreement = check_agreement(
+            manifest.quantization = quantize_until_agreement(
                 checkpoint, staging, agreement_texts(manifest.max_length), manifest.activation, manifest.max_length
             )
-            manifest.quantization["agreement"] = agreement.as_dict()
+            manifest.sha256 = sha256_file(staging / ONNX_FILE)
+            manifest.write(staging)
         record_probe_outputs(manifest, staging)
         publish(staging, out)
     finally:
