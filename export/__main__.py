@@ -19,7 +19,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("models/default"), help="model dir to write")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     parser.add_argument(
-        "--quantize", choices=["int8"], default=None, help="dynamic int8 weights (leading layers kept fp32 as needed), kept only if argmax agrees >= 99%%"
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="dynamic int8 weights (leading layers kept fp32 as needed), kept only if argmax agrees >= 99%%",
     )
     return parser.parse_args(argv)
 
