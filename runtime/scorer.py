@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS, p
 from runtime.model_dir import TOKENIZER_FILE
 from runtime.session import OnnxModel
 from runtime.tokenization import Encoded, TextEncoder
+
+# The pipeline without `top_k` returns one dict per text; with any `top_k` (even 1) a list per text.
+LEGACY_TOP_K = object()
 
 
 @dataclass
@@ -53,15 +57,28 @@ class Scorer(OnnxModel):
             self.model_dir / TOKENIZER_FILE, self.manifest.max_length, self.manifest.pad_token_id
         )
 
-    def __call__(self, texts: str | Sequence[str]) -> list[dict[str, float | str]]:
-        """The pipeline's output shape: one `{"label", "score"}` per text."""
-        if isinstance(texts, str):
-            texts = [texts]
+    def __call__(
+        self, inputs: str | None | Sequence[str | None], top_k: int | None | object = LEGACY_TOP_K
+    ) -> list[Any]:
+        """The pipeline's output shapes: one `{"label", "score"}` per text, or with `top_k` a sorted list per text.
+
+        Unlike the pipeline, which raises on None, a None text gives None in its place (as the CLI writes
+        nulls), so results stay aligned with the inputs of a batch job.
+        """
+        single = isinstance(inputs, str) or inputs is None
+        texts = [inputs] if single else list(inputs)
         scores = self.score(texts)
-        return [
-            {"label": self.labels[label_id], "score": float(score)}
-            for label_id, score in zip(scores.label_ids, scores.best)
-        ]
+        ranked = [self.ranked_labels(scores, row) if valid else None for row, valid in enumerate(scores.valid)]
+        if top_k is LEGACY_TOP_K:
+            return [labels[0] if labels else None for labels in ranked]
+        cut = [labels[:top_k] if labels and top_k is not None else labels for labels in ranked]
+        return cut[0] if single else cut
+
+    def ranked_labels(self, scores: Scores, row: int) -> list[dict[str, Any]]:
+        """Every label of one row, best first, as the pipeline's `top_k=None` lists them."""
+        probabilities = scores.probabilities[row]
+        order = np.argsort(-probabilities, kind="stable")
+        return [{"label": self.labels[i], "score": float(probabilities[i])} for i in order]
 
     def score(self, texts: Sequence[str | None]) -> Scores:
         """Score a window of texts; sorting by length happens inside the window, results come back in order."""
