@@ -46,6 +46,7 @@ def build_checkpoint() -> None:
     shutil.rmtree(staging, ignore_errors=True)
     train(staging)
     staging.rename(CHECKPOINT)
+    print(f"saved the fine-tuned checkpoint to {CHECKPOINT}")
 
 
 def run(*command: str | Path) -> None:

@@ -138,7 +138,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    print(f"trained on {len(texts)} examples in {time.perf_counter() - started:.0f}s; saved to {out_dir}")
+    print(f"trained on {len(texts)} examples in {time.perf_counter() - started:.0f}s")
     return out_dir
 
 
@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     args = parser.parse_args()
     train(args.out, epochs=args.epochs, corpus=args.corpus)
+    print(f"saved to {args.out}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import tempfile
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from export.build import DEFAULT_CHECKPOINT, build_model_dir
 from export.onnx_export import DEFAULT_OPSET
-from export.quantize import QuantizationError
+from export.quantize import QuantizationError, dominant_class_warning
 from export.validate import ValidationError
 from runtime.errors import InputError
+from runtime.model_dir import Manifest
+
+CHATTY_LOGGERS = ("transformers", "huggingface_hub", "optimum", "torch", "onnxruntime")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,33 +34,90 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="dynamic int8 weights (leading layers kept fp32 as needed), kept only if argmax agrees >= 99%%",
     )
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' logs and warnings on stderr")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        manifest = build_model_dir(args.checkpoint, args.out, opset=args.opset, quantize=args.quantize)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValidationError, QuantizationError) as exc:
-        print(f"error: validation failed, nothing written to {args.out}: {exc}", file=sys.stderr)
-        return 1
+@contextmanager
+def library_logs(log: Path, verbose: bool) -> Iterator[None]:
+    """Send transformers', huggingface_hub's and optimum's logs and warnings to `log` (and stderr if verbose).
+
+    Their chatter (retries, tracer warnings, "some weights were not initialized") buries the one line that
+    matters; the log keeps it for when something does go wrong.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    handlers: list[logging.Handler] = [logging.FileHandler(log)]
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    logging.captureWarnings(True)
+    for name in CHATTY_LOGGERS:  # they are configured at import: their own stderr handlers go, ours apply
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        yield
+
+
+def report(args: argparse.Namespace, manifest: Manifest) -> None:
     parity = manifest.parity
     print(
         f"exported {args.checkpoint} -> {args.out} ({manifest.model_type}, labels {manifest.labels}, "
         f"{manifest.activation}); parity vs PyTorch: max |diff| logits {parity['max_abs_diff_logits']:.1e}, "
         f"probabilities {parity['max_abs_diff_probabilities']:.1e} (tolerance {parity['atol']:.0e})"
     )
-    if manifest.quantization:
-        quantization = manifest.quantization
-        agreement = quantization["agreement"]
+    if not manifest.quantization:
+        return
+    quantization = manifest.quantization
+    agreement = quantization["agreement"]
+    kept = quantization["fp32_leading_layers"]
+    layers = f"the first {kept} layer(s) kept fp32" if kept else "all layers int8"
+    balance = ", ".join(
+        f"{label} {share:.0%}" for label, share in zip(manifest.labels, agreement["reference_class_shares"])
+    )
+    print(
+        f"int8: {quantization['int8_matmuls']} MatMuls in int8, {layers}; argmax agreement with PyTorch "
+        f"{agreement['argmax_agreement']:.2%} on {agreement['texts']} texts (PyTorch predicts {balance}), "
+        f"max |diff| probabilities {agreement['max_abs_diff_probabilities']:.3f}"
+    )
+    warning = dominant_class_warning(agreement, manifest.labels)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    handle, name = tempfile.mkstemp(prefix="export-", suffix=".log")
+    os.close(handle)
+    log = Path(name)
+    keep_log = False
+    try:
+        with library_logs(log, args.verbose):
+            manifest = build_model_dir(args.checkpoint, args.out, opset=args.opset, quantize=args.quantize)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValidationError, QuantizationError) as exc:
+        print(f"error: validation failed, nothing written to {args.out}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: one line for the operator, the whole story in the log
+        keep_log = True
+        with open(log, "a", encoding="utf-8") as sink:
+            traceback.print_exc(file=sink)
+        reason = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"int8: {quantization['int8_matmuls']} MatMuls in int8, the first {quantization['fp32_leading_layers']} "
-            f"layer(s) kept fp32; argmax agreement with PyTorch {agreement['argmax_agreement']:.2%} on "
-            f"{agreement['texts']} texts, max |diff| probabilities {agreement['max_abs_diff_probabilities']:.3f}"
+            f"error: export of {args.checkpoint} failed unexpectedly ({type(exc).__name__}: {reason}), nothing "
+            f"written to {args.out}; full log: {log}",
+            file=sys.stderr,
         )
+        return 1
+    finally:
+        logging.shutdown()
+        if not keep_log:
+            log.unlink(missing_ok=True)
+    report(args, manifest)
     return 0
 
 

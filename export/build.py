@@ -27,9 +27,22 @@ def activation_of(checkpoint: Checkpoint) -> Activation:
     return "softmax"
 
 
+def position_offset(checkpoint: Checkpoint) -> int:
+    """Positions the model reserves before the first token.
+
+    RoBERTa, XLM-R, CamemBERT, MPNet and their kin number positions from `padding_idx + 1`, which their
+    position embedding table marks with a padding index; BERT-style tables start at 0 and have none.
+    """
+    embeddings = getattr(checkpoint.model.base_model, "embeddings", None)
+    table = getattr(embeddings, "position_embeddings", None)
+    padding_idx = getattr(table, "padding_idx", None)
+    return 0 if padding_idx is None else padding_idx + 1
+
+
 def max_length_of(checkpoint: Checkpoint) -> int:
     """The tokenizer's limit, capped by the position embeddings (tokenizers often say 1e30 for 'none')."""
-    limits = [checkpoint.tokenizer.model_max_length, getattr(checkpoint.model.config, "max_position_embeddings", None)]
+    positions = getattr(checkpoint.model.config, "max_position_embeddings", None)
+    limits = [checkpoint.tokenizer.model_max_length, positions and positions - position_offset(checkpoint)]
     return int(min(limit for limit in limits if limit and limit < 1_000_000))
 
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import inspect
 import os
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerFast
 
 from runtime.errors import InputError
+
+DEFAULT_HUB = "https://huggingface.co"
+HUB_PROBE_SECONDS = 3.0
 
 
 @dataclass
@@ -25,22 +31,68 @@ class Checkpoint:
         return set(inspect.signature(self.model.forward).parameters)
 
 
+def looks_like_path(name: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else a user types is a path on this machine."""
+    return (
+        name.startswith((".", "/", "~"))
+        or name.endswith(("/", os.sep))
+        or name.count("/") > 1
+        or Path(name).exists()
+    )
+
+
+def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """One TCP connect to the hub, bounded in time (name resolution included): no retry storms offline."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or DEFAULT_HUB)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    reachable = threading.Event()
+
+    def connect() -> None:
+        try:
+            socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+            reachable.set()
+        except OSError:
+            pass
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return reachable.is_set()
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def load_checkpoint(name: str) -> Checkpoint:
-    """Load model and fast tokenizer; a vocab.txt-only checkpoint gets its tokenizer.json built here."""
-    is_local = Path(name).is_dir()
+    """Load model and fast tokenizer from a local dir, else from the hub or its local cache.
+
+    Without a reachable hub, only the local cache is asked (`local_files_only`): huggingface_hub would
+    otherwise retry for half a minute before failing.
+    """
+    is_local = Path(name).expanduser().is_dir()
+    if not is_local and looks_like_path(name):
+        raise InputError(f"checkpoint dir {name} does not exist (no such directory); pass a checkpoint directory")
+    if is_local:
+        name_or_path, local_only = str(Path(name).expanduser()), True
+    else:
+        name_or_path, local_only = name, offline() or not hub_reachable()
     try:
-        config = AutoConfig.from_pretrained(name)
-        tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True)
-        model = AutoModelForSequenceClassification.from_pretrained(name, config=config)
+        config = AutoConfig.from_pretrained(name_or_path, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, local_files_only=local_only)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, config=config, local_files_only=local_only
+        )
     except (OSError, ValueError) as exc:
         if is_local:
             reason = str(exc).splitlines()[0]
             raise InputError(f"cannot load checkpoint dir {name}: {reason}") from None
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        if not local_only:
+            raise InputError(f"cannot load checkpoint {name!r} from the hub: {str(exc).splitlines()[0]}") from None
+        why = "HF_HUB_OFFLINE is set" if offline() else "the hub is not reachable"
         raise InputError(
-            f"cannot load checkpoint {name!r}: it is not a local directory and not in the local "
-            f"Hugging Face cache, and the hub is not reachable{offline}; pass a local checkpoint "
-            "directory with --checkpoint DIR"
+            f"cannot load checkpoint {name!r}: it is not a local directory and not in the local Hugging Face "
+            f"cache, and {why}; pass a local checkpoint directory with --checkpoint DIR"
         ) from None
     if not tokenizer.is_fast:
         raise InputError(f"checkpoint {name} has no fast tokenizer; the runtime needs tokenizer.json")

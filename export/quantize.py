@@ -18,6 +18,8 @@ from runtime.model_dir import ONNX_FILE, Activation
 from runtime.scorer import Scorer
 
 MIN_ARGMAX_AGREEMENT = 0.99
+# Agreement means little when the reference itself answers one class for (almost) every text.
+DOMINANT_CLASS_SHARE = 0.95
 QUANTIZED_OPS = ("MatMul",)  # int8 embedding tables (Gather) would add error and no speed
 
 
@@ -40,9 +42,28 @@ class AgreementReport:
     max_abs_diff_probabilities: float
     texts: int
     min_agreement: float
+    reference_class_shares: list[float]
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def class_shares(probabilities: np.ndarray) -> list[float]:
+    """How often each label is the reference's answer, in label-id order."""
+    counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
+    return (counts / max(1, len(probabilities))).round(4).tolist()
+
+
+def dominant_class_warning(agreement: dict, labels: list[str]) -> str | None:
+    """A one-line warning when the reference predicts one class for nearly every agreement text."""
+    shares = agreement["reference_class_shares"]
+    top = int(np.argmax(shares))
+    if shares[top] <= DOMINANT_CLASS_SHARE:
+        return None
+    return (
+        f"PyTorch itself predicts {labels[top]!r} for {shares[top]:.1%} of the {agreement['texts']} agreement texts, "
+        "so the int8 agreement says little; check the model (an untrained head?) before trusting it"
+    )
 
 
 def quantizable_matmuls(onnx_path: Path) -> list[str]:
@@ -113,6 +134,7 @@ def quantize_until_agreement(
             max_abs_diff_probabilities=float(np.abs(expected - scores.probabilities).max()),
             texts=len(texts),
             min_agreement=min_agreement,
+            reference_class_shares=class_shares(expected),
         )
         if report.argmax_agreement >= min_agreement:
             fp32_path.unlink()

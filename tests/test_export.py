@@ -129,3 +129,122 @@ def test_int8_can_keep_the_first_layer_fp32(models, tmp_path):
     assert set(first_layer) <= fp32_matmuls
     assert not fp32_matmuls & set(matmuls[6:])
     assert sum(node.op_type == "MatMulInteger" for node in nodes) >= 6
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("endpoint", ["closed-port", "http://hub.invalid"])
+def test_unreachable_hub_fails_fast_with_one_line(tmp_path, endpoint):
+    """No HF_HUB_OFFLINE: the hub is probed once instead of retried for half a minute."""
+    import time
+
+    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    env["HF_HOME"] = str(tmp_path / "empty-cache")
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}" if endpoint == "closed-port" else endpoint
+    started = time.monotonic()
+    result = run_export("--out", str(tmp_path / "out"), env=env)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert "not reachable" in result.stderr and SEED_CHECKPOINT in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["./nockpt", "models/nockpt/", "/no/such/checkpoint"])
+def test_a_mistyped_folder_is_no_such_directory(tmp_path, name):
+    result = run_export("--checkpoint", name, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "no such directory" in result.stderr and name in result.stderr
+    assert "hub" not in result.stderr
+
+
+def make_roberta_checkpoint(path, positions: int = 130):
+    """A RoBERTa whose self-trained tokenizer sets no model_max_length (transformers then reports 1e30)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
+
+    from export.probes import generated_texts
+
+    path.mkdir()
+    bpe = ByteLevelBPETokenizer()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTa's ids 0-4: pad is 1
+    bpe.train_from_iterator(generated_texts(300), vocab_size=400, special_tokens=specials)
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=positions, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+    RobertaForSequenceClassification(config).save_pretrained(path)
+    return path
+
+
+def test_roberta_positions_start_after_the_padding_index(tmp_path):
+    """max length = max_position_embeddings - padding_idx - 1; texts past it are truncated, not a crash."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from runtime import Scorer
+
+    checkpoint = make_roberta_checkpoint(tmp_path / "roberta")
+    result = run_export("--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert read_manifest(tmp_path / "out").max_length == 130 - 1 - 1
+    texts = ["the plot " * 200, "a short one"]
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    with torch.inference_mode():
+        inputs = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        expected = model(**inputs).logits.softmax(-1).numpy()
+    scores = Scorer(tmp_path / "out").score(texts)
+    assert np.abs(scores.probabilities - expected).max() < 1e-4
+    assert scores.truncated == 1
+
+
+def test_an_unexpected_failure_is_one_line_and_a_log(models, tmp_path):
+    import json
+    import shutil
+
+    checkpoint = shutil.copytree(models["bert"][0], tmp_path / "ckpt")
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["id2label"] = {"0": "contradiction", "2": "neutral"}  # a hole in the label ids
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    result = run_export("--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    log = result.stderr.rsplit("full log: ", 1)[1].strip()
+    assert "Traceback" in open(log).read()
+    os.unlink(log)
+    assert not (tmp_path / "out").exists()
+
+
+def test_int8_warns_when_the_reference_answers_one_class(models, tmp_path):
+    """An agreement of 100% means nothing when PyTorch predicts one label for every text: say so."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    checkpoint = shutil.copytree(models["distilbert"][0], tmp_path / "ckpt")
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([0.0, 1000.0]))  # always POSITIVE
+    model.save_pretrained(checkpoint)
+    result = run_export("--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--quantize", "int8")
+    assert result.returncode == 0, result.stderr
+    assert "all layers int8" in result.stdout and "first 0 layer" not in result.stdout
+    assert "PyTorch predicts NEGATIVE 0%, POSITIVE 100%" in result.stdout
+    assert result.stderr.startswith("warning: ") and "'POSITIVE' for 100.0%" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    agreement = read_manifest(tmp_path / "out").quantization["agreement"]
+    assert agreement["reference_class_shares"] == [0.0, 1.0]

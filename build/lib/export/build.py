@@ -1,0 +1,111 @@
+"""Checkpoint -> validated model dir, published atomically: a failed export leaves nothing at `out`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from export.checkpoint import Checkpoint, load_checkpoint
+from export.onnx_export import DEFAULT_OPSET, export, onnx_opset
+from export.probes import agreement_texts, probe_texts
+from export.quantize import quantize_until_agreement
+from export.validate import validate_model_outputs
+from runtime.model_dir import ONNX_FILE, Activation, Manifest, package_versions, sha256_file
+from runtime.scorer import Scorer
+from runtime.session import make_session
+
+DEFAULT_CHECKPOINT = "distilbert-base-uncased-finetuned-sst-2-english"
+VERSIONED_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
+
+
+def activation_of(checkpoint: Checkpoint) -> Activation:
+    """The pipeline's rule: sigmoid for multi-label or a single logit, softmax otherwise."""
+    config = checkpoint.model.config
+    if config.problem_type == "multi_label_classification" or config.num_labels == 1:
+        return "sigmoid"
+    return "softmax"
+
+
+def position_offset(checkpoint: Checkpoint) -> int:
+    """Positions the model reserves before the first token.
+
+    RoBERTa, XLM-R, CamemBERT, MPNet and their kin number positions from `padding_idx + 1`, which their
+    position embedding table marks with a padding index; BERT-style tables start at 0 and have none.
+    """
+    embeddings = getattr(checkpoint.model.base_model, "embeddings", None)
+    table = getattr(embeddings, "position_embeddings", None)
+    padding_idx = getattr(table, "padding_idx", None)
+    return 0 if padding_idx is None else padding_idx + 1
+
+
+def max_length_of(checkpoint: Checkpoint) -> int:
+    """The tokenizer's limit, capped by the position embeddings (tokenizers often say 1e30 for 'none')."""
+    positions = getattr(checkpoint.model.config, "max_position_embeddings", None)
+    limits = [checkpoint.tokenizer.model_max_length, positions and positions - position_offset(checkpoint)]
+    return int(min(limit for limit in limits if limit and limit < 1_000_000))
+
+
+def build_manifest(checkpoint: Checkpoint, model_dir: Path) -> Manifest:
+    config = checkpoint.model.config
+    onnx_path = model_dir / ONNX_FILE
+    max_length = max_length_of(checkpoint)
+    return Manifest(
+        checkpoint=checkpoint.name,
+        model_type=config.model_type,
+        labels=[config.id2label[i] for i in range(config.num_labels)],
+        activation=activation_of(checkpoint),
+        max_length=max_length,
+        onnx_inputs=[node.name for node in make_session(onnx_path, threads=1).get_inputs()],
+        opset=onnx_opset(onnx_path),
+        sha256=sha256_file(onnx_path),
+        versions=package_versions(VERSIONED_PACKAGES),
+        pad_token_id=int(checkpoint.tokenizer.pad_token_id or 0),
+        probes=probe_texts(max_length),
+    )
+
+
+def record_probe_outputs(manifest: Manifest, model_dir: Path) -> None:
+    """Store the runtime's own answers on the probes, so `runtime.verify` can check a new host."""
+    scores = Scorer(model_dir).score(manifest.probes)
+    manifest.probe_probabilities = scores.probabilities.tolist()
+    manifest.write(model_dir)
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Swap the finished dir into place; an existing `out` is replaced only once the new one is complete."""
+    previous = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, previous)
+    os.replace(staging, out)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def build_model_dir(
+    checkpoint_name: str, out: Path, opset: int = DEFAULT_OPSET, quantize: str | None = None
+) -> Manifest:
+    """Export, validate against PyTorch, optionally quantize (and check agreement), then publish."""
+    checkpoint = load_checkpoint(checkpoint_name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        optimizations = export(checkpoint, staging, opset=opset)
+        manifest = build_manifest(checkpoint, staging)
+        manifest.graph_optimizations = optimizations
+        manifest.write(staging)
+        report = validate_model_outputs(
+            checkpoint, staging, manifest.probes, manifest.activation, manifest.max_length
+        )
+        manifest.parity = report.as_dict()
+        if quantize == "int8":
+            manifest.quantization = quantize_until_agreement(
+                checkpoint, staging, agreement_texts(manifest.max_length), manifest.activation, manifest.max_length
+            )
+            manifest.sha256 = sha256_file(staging / ONNX_FILE)
+            manifest.write(staging)
+        record_probe_outputs(manifest, staging)
+        publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest

@@ -1,0 +1,48 @@
+"""Texts that exercise the edges of a text classifier: padding, near-empty input and truncation."""
+
+from __future__ import annotations
+
+import random
+
+SEED_TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
+
+
+def probe_texts(max_length: int) -> list[str]:
+    """The seed's sentences, tiny and empty texts, odd scripts and texts past the max length."""
+    over_max = " ".join(["terrific"] * (max_length + 40))
+    return [
+        *SEED_TEXTS,
+        "",
+        " ",
+        "a",
+        "!",
+        "ok",
+        "The film was not bad at all, and the ending surprised me.",
+        "Terrible service; the food arrived cold and the waiter was rude.",
+        "it 's a charming and often affecting journey .",
+        "Meh.",
+        "I expected more from this book, but it has its moments.",
+        "Absolutely wonderful 😊👍",
+        "这部电影很好看",
+        "هذا المنتج سيء",
+        "tab\tand\nnewline and \x00 nul",
+        over_max,
+        "short " + over_max,
+        "Best purchase I have made all year, would buy it again tomorrow.",
+    ]
+
+
+def generated_texts(count: int = 872, seed: int = 0) -> list[str]:
+    """Review-like sentences of 5 to 50 words from a fixed seed: no data set needed."""
+    rng = random.Random(seed)
+    words = (
+        "the film book plot cast acting story ending music scenes was is were not very quite rather "
+        "good bad great dull charming tedious funny moving slow sharp clumsy and but with a an of it "
+        "its this that too never always again director writer characters"
+    ).split()
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 50))) + " ." for _ in range(count)]
+
+
+def agreement_texts(max_length: int, count: int = 400) -> list[str]:
+    """Enough texts for a meaningful agreement rate: the probes plus generated reviews."""
+    return probe_texts(max_length) + generated_texts(count)

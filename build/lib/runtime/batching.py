@@ -1,0 +1,32 @@
+"""Length-sorted, token-budgeted batches: padding costs compute, so rows of like length go together."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Measured on DistilBERT-base, 2 cores: 32 rows of length-sorted short texts beat 8/16/64/128 rows and
+# large token budgets; the token cap only bites on long texts (16 rows of 512 tokens).
+DEFAULT_MAX_BATCH_ROWS = 32
+DEFAULT_MAX_BATCH_TOKENS = 8192
+
+
+def plan_batches(
+    lengths: np.ndarray,
+    max_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    max_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+) -> list[np.ndarray]:
+    """Split row indices into batches whose padded size (rows x longest row) stays within budget.
+
+    A single row longer than the budget still gets a batch of its own.
+    """
+    order = np.argsort(lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    for position, index in enumerate(order):
+        rows = position - start + 1
+        if rows > 1 and (rows > max_rows or rows * int(lengths[index]) > max_tokens):
+            batches.append(order[start:position])
+            start = position
+    if start < len(order):
+        batches.append(order[start:])
+    return batches

@@ -1,0 +1,108 @@
+"""The model-dir format: the contract between `export` (writer) and `runtime` (reader).
+
+A model dir holds `model.onnx`, `tokenizer.json` (plus the tokenizer's config files), the
+checkpoint's `config.json` and `manifest.json`. The manifest is the only file the runtime trusts
+for labels, activation and limits; the ONNX file must hash to the manifest's sha256, so a scoring
+host never runs a model that is not the one that was validated at export time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runtime.errors import InputError
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+Activation = Literal["softmax", "sigmoid"]
+
+
+@dataclass
+class Manifest:
+    """What the exporter promises about a model dir."""
+
+    checkpoint: str
+    model_type: str
+    labels: list[str]
+    activation: Activation
+    max_length: int
+    onnx_inputs: list[str]
+    opset: int
+    sha256: str
+    versions: dict[str, str]
+    pad_token_id: int = 0
+    parity: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    graph_optimizations: list[str] = field(default_factory=list)
+    probes: list[str] = field(default_factory=list)
+    probe_probabilities: list[list[float]] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+
+    def write(self, model_dir: Path) -> None:
+        text = json.dumps(asdict(self), indent=2, sort_keys=True)
+        (model_dir / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of `names`; packages that are not installed are left out."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hash in chunks: ONNX files of base-size models are hundreds of MB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(model_dir: Path, verify_sha256: bool = True) -> Manifest:
+    """Read and check a model dir; raise InputError with a one-line reason when it is not usable."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InputError(
+            f"model dir {model_dir} does not exist; build one with `python -m export --out {model_dir}`"
+        )
+    manifest_path = model_dir / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise InputError(f"{manifest_path} is missing; {model_dir} is not a model dir made by `python -m export`")
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{manifest_path} is not readable JSON ({exc}); re-export the model") from None
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if version != FORMAT_VERSION:
+        raise InputError(
+            f"{manifest_path} has format version {version!r}, this runtime reads version {FORMAT_VERSION}; "
+            "re-export the model with the matching `python -m export`"
+        )
+    try:
+        manifest = Manifest(**raw)
+    except TypeError as exc:
+        raise InputError(f"{manifest_path} does not match format version {FORMAT_VERSION} ({exc})") from None
+    for name in (ONNX_FILE, TOKENIZER_FILE):
+        if not (model_dir / name).is_file():
+            raise InputError(f"{model_dir / name} is missing; re-export the model")
+    if verify_sha256:
+        actual = sha256_file(model_dir / ONNX_FILE)
+        if actual != manifest.sha256:
+            raise InputError(
+                f"{model_dir / ONNX_FILE} has sha256 {actual[:12]}…, the manifest says {manifest.sha256[:12]}…; "
+                "the model was changed after export: re-export it"
+            )
+    return manifest
