@@ -52,16 +52,17 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def model_record(scorer: Scorer, text_column: str) -> dict[str, Any]:
+def model_record(scorer: Scorer, text_column: str, text_pair_column: str | None = None) -> dict[str, Any]:
     """Which model made an output: enough to reproduce it and for --resume to trust it."""
     manifest = scorer.manifest
     return {
         "model_sha256": manifest.sha256,
         "checkpoint": manifest.checkpoint,
         "labels": manifest.labels,
-        "activation": manifest.activation,
+        "activation": scorer.function_to_apply,
         "quantization": manifest.quantization,
         "text_column": text_column,
+        "text_pair_column": text_pair_column,
         "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": manifest.versions},
     }
 
@@ -74,17 +75,20 @@ def score_file(
     text_column: str,
     window_rows: int = DEFAULT_WINDOW_ROWS,
     on_rows: Callable[[int], None] = lambda rows: None,
+    text_pair_column: str | None = None,
+    with_logits: bool = False,
 ) -> RunStats:
     """Stream `src` (opened and checked by `open_input`) window by window into `dst`, atomically.
 
     Memory does not grow with the file: only one window of rows is held at a time.
     """
-    record = {**model_record(scorer, text_column), "input": str(src), "started_at": now()}
-    schema = output_schema(parquet.schema_arrow, record)
+    record = {**model_record(scorer, text_column, text_pair_column), "input": str(src), "started_at": now()}
+    schema = output_schema(parquet.schema_arrow, record, scorer.function_to_apply, with_logits)
     stats = RunStats(files=1, outputs=[dst])
     with atomic_parquet_writer(dst, schema) as writer:
         for batch in read_batches(parquet, src, window_rows):
-            scores = scorer.score(texts_of(batch, text_column))
+            pairs = None if text_pair_column is None else texts_of(batch, text_pair_column)
+            scores = scorer.score(texts_of(batch, text_column), pairs)
             writer.write_batch(scored_batch(batch, schema, scorer.labels, scores))
             stats.rows += batch.num_rows
             stats.null_rows += int((~scores.valid).sum())

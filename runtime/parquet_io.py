@@ -19,6 +19,8 @@ from runtime.errors import InputError
 from runtime.scorer import Scores
 
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
+LOGITS_COLUMN = "logits"  # with --logits
+FUNCTION_KEY = b"function_to_apply"  # field metadata of `score` and `probabilities`: which activation made them
 METADATA_KEY = b"runtime.score"
 TEMP_MARKER = ".tmp-"
 READ_BUFFER_BYTES = 4 << 20
@@ -37,8 +39,10 @@ def read_batches(parquet: pq.ParquetFile, path: Path, window_rows: int) -> Itera
         yield batch
 
 
-def open_input(path: Path, text_column: str) -> pq.ParquetFile:
-    """Open IN and check the text column, so a bad file fails before any work or any output."""
+def open_input(
+    path: Path, text_column: str, text_pair_column: str | None = None, with_logits: bool = False
+) -> pq.ParquetFile:
+    """Open IN and check the text column(s), so a bad file fails before any work or any output."""
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     if path.is_dir():
@@ -51,14 +55,20 @@ def open_input(path: Path, text_column: str) -> pq.ParquetFile:
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"input {path} is not a readable Parquet file ({first_line(exc)})") from None
     check_text_column(parquet.schema_arrow, text_column, path)
+    if text_pair_column is not None:
+        check_text_column(parquet.schema_arrow, text_pair_column, path, option="--text-pair-column")
+    added = (*OUTPUT_COLUMNS, LOGITS_COLUMN) if with_logits else OUTPUT_COLUMNS
+    clashes = [name for name in added if name in parquet.schema_arrow.names]
+    if clashes:
+        raise InputError(f"input {path} already has column(s) {', '.join(clashes)}, which the output adds")
     return parquet
 
 
-def check_text_column(schema: pa.Schema, text_column: str, path: Path | str) -> None:
+def check_text_column(schema: pa.Schema, text_column: str, path: Path | str, option: str = "--text-column") -> None:
     if text_column not in schema.names:
         raise InputError(
             f"input {path} has no column {text_column!r}; its columns are {', '.join(schema.names)} "
-            "(choose one with --text-column)"
+            f"(choose one with {option})"
         )
     column_type = schema.field(text_column).type
     if pa.types.is_dictionary(column_type):
@@ -66,11 +76,8 @@ def check_text_column(schema: pa.Schema, text_column: str, path: Path | str) -> 
     if not (pa.types.is_string(column_type) or pa.types.is_large_string(column_type)):
         raise InputError(
             f"column {text_column!r} of {path} has type {schema.field(text_column).type}, not a string type; "
-            "choose a text column with --text-column"
+            f"choose a text column with {option}"
         )
-    clashes = [name for name in OUTPUT_COLUMNS if name in schema.names]
-    if clashes:
-        raise InputError(f"input {path} already has column(s) {', '.join(clashes)}, which the output adds")
 
 
 def first_line(exc: BaseException) -> str:
@@ -84,13 +91,25 @@ def texts_of(batch: pa.RecordBatch, text_column: str) -> list[str | None]:
     return column.to_pylist()
 
 
-def output_schema(input_schema: pa.Schema, metadata: dict[str, Any]) -> pa.Schema:
-    """Input columns unchanged and in order, then label, score and probabilities."""
+def output_schema(
+    input_schema: pa.Schema, metadata: dict[str, Any], function_to_apply: str = "softmax", with_logits: bool = False
+) -> pa.Schema:
+    """Input columns unchanged and in order, then label, score, probabilities (and logits with --logits)."""
+    applied = {FUNCTION_KEY: function_to_apply.encode()}
     schema = input_schema
     schema = schema.append(pa.field("label", pa.string()))
-    schema = schema.append(pa.field("score", pa.float32()))
-    schema = schema.append(pa.field("probabilities", pa.list_(pa.float32())))
+    schema = schema.append(pa.field("score", pa.float32(), metadata=applied))
+    schema = schema.append(pa.field("probabilities", pa.list_(pa.float32()), metadata=applied))
+    if with_logits:
+        schema = schema.append(pa.field(LOGITS_COLUMN, pa.list_(pa.float32())))
     return schema.with_metadata({**(input_schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
+
+
+def rows_as_lists(values: np.ndarray, mask: np.ndarray) -> pa.ListArray:
+    """A [rows, labels] matrix as list<float32>, null where `mask` is set."""
+    n_rows, n_labels = values.shape
+    offsets = pa.array(np.arange(0, (n_rows + 1) * n_labels, n_labels, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()), mask=pa.array(mask))
 
 
 def scored_batch(
@@ -99,15 +118,13 @@ def scored_batch(
     labels: list[str],
     scores: Scores,
 ) -> pa.RecordBatch:
-    """Append the three output columns; rows with no text get nulls and keep their place."""
-    n_rows, n_labels = scores.probabilities.shape
+    """Append the output columns the schema names; rows with no text get nulls and keep their place."""
     mask = ~scores.valid
     label_column = pc.take(pa.array(labels, pa.string()), pa.array(scores.label_ids, mask=mask))
     score_column = pa.array(scores.best, pa.float32(), mask=mask)
-    offsets = pa.array(np.arange(0, (n_rows + 1) * n_labels, n_labels, dtype=np.int32))
-    flat = pa.array(scores.probabilities.reshape(-1), pa.float32())
-    probability_column = pa.ListArray.from_arrays(offsets, flat, mask=pa.array(mask))
-    columns = [*batch.columns, label_column, score_column, probability_column]
+    columns = [*batch.columns, label_column, score_column, rows_as_lists(scores.probabilities, mask)]
+    if len(schema) > len(columns):  # output_schema added the logits column
+        columns.append(rows_as_lists(scores.logits, mask))
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 

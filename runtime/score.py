@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from runtime.activations import FUNCTIONS_TO_APPLY
 from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
 from runtime.errors import InputError
 from runtime.local_engine import RunStats, already_scored, plan_tree, score_file
@@ -38,6 +39,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("output", type=Path, metavar="OUT", help="Parquet file, or directory when IN is one")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model dir from `python -m export`")
     parser.add_argument("--text-column", default="text", help="column holding the texts (default: text)")
+    parser.add_argument(
+        "--text-pair-column", default=None, help="column holding each text's pair (the pipeline's text_pair)"
+    )
+    parser.add_argument(
+        "--function-to-apply",
+        choices=FUNCTIONS_TO_APPLY,
+        default=None,
+        help="softmax, sigmoid or none (raw logits) in score/probabilities (default: the model's)",
+    )
+    parser.add_argument("--logits", action="store_true", help="add a logits column (the raw model outputs)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_ROWS, help="max rows per batch")
     parser.add_argument(
@@ -74,11 +85,17 @@ def run_local(args: argparse.Namespace, scorer: Scorer, jobs: list[tuple[Path, P
         if args.resume and already_scored(dst, scorer):
             stats.skipped_files += 1
             continue
-        todo.append((src, dst, open_input(src, args.text_column)))  # fail on any bad file before writing
+        # fail on any bad file before writing
+        todo.append((src, dst, open_input(src, args.text_column, args.text_pair_column, args.logits)))
     total = sum(parquet.metadata.num_rows for _, _, parquet in todo)
     with tqdm(total=total, unit="rows", disable=not sys.stderr.isatty(), dynamic_ncols=True) as progress:
         for src, dst, parquet in todo:
-            stats.add(score_file(scorer, parquet, src, dst, args.text_column, on_rows=progress.update))
+            stats.add(
+                score_file(
+                    scorer, parquet, src, dst, args.text_column, on_rows=progress.update,
+                    text_pair_column=args.text_pair_column, with_logits=args.logits,
+                )
+            )
     return stats
 
 
@@ -106,10 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = plan_jobs(args.input, args.output)
         scorer = Scorer(
-            args.model, threads=args.threads, max_batch_rows=args.batch_size, max_batch_tokens=args.max_batch_tokens
+            args.model, threads=args.threads, max_batch_rows=args.batch_size, max_batch_tokens=args.max_batch_tokens,
+            function_to_apply=args.function_to_apply,
         )
         load_seconds = time.perf_counter() - started
         if args.engine == "ray":
+            if args.text_pair_column or args.function_to_apply or args.logits:
+                raise InputError(
+                    "--engine ray does not take --text-pair-column, --function-to-apply or --logits yet; "
+                    "use --engine local"
+                )
             from runtime.ray_engine import run_ray
 
             stats = run_ray(args, scorer)

@@ -42,7 +42,11 @@ def make_checkpoint(kind: str, path: Path) -> Path:
         config = DistilBertConfig(dim=32, hidden_dim=64, n_layers=2, n_heads=2)
         model_class = DistilBertForSequenceClassification
     else:
-        labels = ["contradiction", "entailment", "neutral"] if kind == "bert" else ["toxic", "funny", "sad", "news"]
+        labels = {
+            "bert": ["contradiction", "entailment", "neutral"],
+            "multilabel": ["toxic", "funny", "sad", "news"],
+            "cross-encoder": ["LABEL_0"],
+        }[kind]
         config = BertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
         if kind == "multilabel":
             config.problem_type = "multi_label_classification"

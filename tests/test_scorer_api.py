@@ -8,6 +8,7 @@ from transformers import pipeline
 from runtime import Scorer
 
 TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
+PAIR = {"text": "A man sleeps.", "text_pair": "Someone is resting on a sofa."}
 TOLERANCE = 1e-4
 
 
@@ -28,7 +29,7 @@ def assert_same(ours, theirs) -> None:
         assert_same(mine, reference)
 
 
-@pytest.mark.parametrize("inputs", [TEXTS, TEXTS[0]], ids=["list", "single"])
+@pytest.mark.parametrize("inputs", [TEXTS, TEXTS[0], PAIR, [PAIR, PAIR]], ids=["list", "single", "pair", "pairs"])
 @pytest.mark.parametrize("top_k", ["default", None, 1, 2])
 def test_shapes_and_ranking_match_the_pipeline(pipe_and_scorer, inputs, top_k):
     pipe, scorer = pipe_and_scorer

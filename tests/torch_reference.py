@@ -6,19 +6,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 
-def torch_probabilities(checkpoint: Path, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """The pipeline's math: tokenize (padded, truncated), logits, softmax or sigmoid as the config says."""
+def torch_logits(checkpoint: Path, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
+    """The pipeline's forward pass: `tokenizer(texts, pairs, padding=True, truncation=True)`, then the model."""
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
     accepted = set(model.forward.__code__.co_varnames)
-    multi_label = model.config.problem_type == "multi_label_classification"
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            inputs = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, return_tensors="pt")
-            logits = model(**{k: v for k, v in inputs.items() if k in accepted}).logits
-            chunks.append((logits.sigmoid() if multi_label else logits.softmax(-1)).numpy())
+            window = slice(start, start + batch_size)
+            inputs = tokenizer(
+                texts[window], None if pairs is None else pairs[window], padding=True, truncation=True,
+                return_tensors="pt",
+            )
+            chunks.append(model(**{k: v for k, v in inputs.items() if k in accepted}).logits.float().numpy())
     return np.concatenate(chunks)
+
+
+def torch_probabilities(checkpoint: Path, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+    """The pipeline's math: logits, then softmax, or sigmoid for multi-label and single-logit models."""
+    config = AutoConfig.from_pretrained(checkpoint)
+    logits = torch.from_numpy(torch_logits(checkpoint, texts, pairs))
+    if config.problem_type == "multi_label_classification" or config.num_labels == 1:
+        return logits.sigmoid().numpy()
+    return logits.softmax(-1).numpy()
