@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ class Scores:
     logits: np.ndarray
     valid: np.ndarray
     truncated: int
+    deduplicated: int = 0  # rows whose item repeated an earlier one of the window: scored once, result copied
 
     @property
     def best(self) -> np.ndarray:
@@ -55,6 +56,14 @@ def texts_and_pairs(
     if not all("text_pair" in item for item in dicts):
         raise ValueError('some items have a "text_pair" and some do not: score pairs and single texts apart')
     return [item and item["text"] for item in items], [item and item["text_pair"] for item in items]
+
+
+def distinct(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each distinct key's first occurrence, for every key the number of its distinct key)."""
+    numbers: dict[Hashable, int] = {}
+    copies = np.fromiter((numbers.setdefault(key, len(numbers)) for key in keys), dtype=np.int64, count=len(keys))
+    _, firsts = np.unique(copies, return_index=True)
+    return firsts, copies
 
 
 class Scorer(OnnxModel):
@@ -109,21 +118,39 @@ class Scorer(OnnxModel):
         order = np.argsort(-probabilities, kind="stable")
         return [{"label": self.labels[i], "score": float(probabilities[i])} for i in order]
 
-    def score(self, texts: Sequence[str | None], pairs: Sequence[str | None] | None = None) -> Scores:
-        """Score a window of texts (or text pairs); sorting by length happens inside, results come back in order."""
+    def score(
+        self,
+        texts: Sequence[str | None],
+        pairs: Sequence[str | None] | None = None,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> Scores:
+        """Score a window of texts (or text pairs); sorting by length happens inside, results come back in order.
+
+        Each distinct item is scored once and its result copied to its repeats (review and ticket tables repeat
+        short texts a lot). `on_rows` hears how many of the window's rows each model batch finished.
+        """
         present_pairs = pairs if pairs is not None else [""] * len(texts)
         valid = np.fromiter(
             (text is not None and pair is not None for text, pair in zip(texts, present_pairs)),
             dtype=bool,
             count=len(texts),
         )
-        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         present = np.flatnonzero(valid)
+        firsts, copies = distinct([(texts[i], present_pairs[i]) for i in present])
+        unique = present[firsts]
         encoded = self.preprocess(
-            [texts[i] for i in present], None if pairs is None else [pairs[i] for i in present]
+            [texts[i] for i in unique], None if pairs is None else [pairs[i] for i in unique]
         )
+        repeats = np.bincount(copies, minlength=len(unique))
+        unique_logits = np.zeros((len(unique), len(self.labels)), dtype=np.float32)
         for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
-            logits[present[batch]] = self._forward(encoded, batch)
+            unique_logits[batch] = self._forward(encoded, batch)
+            if on_rows is not None:
+                on_rows(int(repeats[batch].sum()))
+        if on_rows is not None and len(present) < len(texts):
+            on_rows(len(texts) - len(present))
+        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        logits[present] = unique_logits[copies]
         probabilities = self.postprocess(logits)
         probabilities[~valid] = 0.0
         return Scores(
@@ -131,7 +158,8 @@ class Scorer(OnnxModel):
             probabilities=probabilities,
             logits=logits,
             valid=valid,
-            truncated=int(encoded.truncated.sum()),
+            truncated=int(encoded.truncated[copies].sum()),
+            deduplicated=len(present) - len(unique),
         )
 
     def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
