@@ -45,14 +45,16 @@ def write_input(path: Path, rows: int, texts: list[str]) -> None:
             )
 
 
-def peak_rss_mb(command: list[str]) -> float:
+def peak_rss_mb(command: list[str], env: dict[str, str] | None = None) -> float:
     """Max RSS of a child run in a fresh wrapper process, so runs do not share a high-water mark."""
     wrapper = (
         "import resource, subprocess, sys\n"
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     )
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True, env=env
+    )
     return int(result.stdout.split()[-1]) / 1024
 
 
