@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from runtime.parquet_io import atomic_parquet_writer
 from runtime.storage import Location, temp_name
 
-SIZES = {"small": 10_000, "large": 600_000}  # rows of a scored-like table: ~0.5 MB and ~30 MB of Parquet
+SIZES = {"small": 10_000, "large": 600_000}  # rows of a scored-like table: ~0.2 MB and ~9 MB of Parquet
 REPEATS = 5
 
 

@@ -1,10 +1,13 @@
-"""Logits to probabilities, numerically stable for any logit magnitude."""
+"""Logits to scores, as the pipeline's `function_to_apply`: numerically stable for any logit magnitude."""
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
-from runtime.model_dir import Activation
+FunctionToApply = Literal["softmax", "sigmoid", "none"]
+FUNCTIONS_TO_APPLY: tuple[str, ...] = get_args(FunctionToApply)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -20,7 +23,21 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return np.where(logits >= 0, 1.0 / (1.0 + exp_neg_abs), exp_neg_abs / (1.0 + exp_neg_abs))
 
 
-def activate(logits: np.ndarray, activation: Activation) -> np.ndarray:
-    """Probabilities as the pipeline computes them: softmax for single-label, sigmoid for multi-label."""
-    probabilities = softmax(logits) if activation == "softmax" else sigmoid(logits)
-    return probabilities.astype(np.float32, copy=False)
+def no_activation(logits: np.ndarray) -> np.ndarray:
+    """The raw logits: regression heads, calibration and ensembling want them as they are."""
+    return logits
+
+
+ACTIVATIONS = {"softmax": softmax, "sigmoid": sigmoid, "none": no_activation}
+
+
+def checked_function(function: str) -> FunctionToApply:
+    """`function` if it is one the pipeline knows; a ValueError naming the choices otherwise."""
+    if function not in ACTIVATIONS:
+        raise ValueError(f"function_to_apply must be one of {', '.join(FUNCTIONS_TO_APPLY)}, not {function!r}")
+    return function  # type: ignore[return-value]
+
+
+def activate(logits: np.ndarray, function: FunctionToApply) -> np.ndarray:
+    """Scores as the pipeline computes them: softmax (single-label), sigmoid (multi-label, one logit) or none."""
+    return ACTIVATIONS[checked_function(function)](logits).astype(np.float32, copy=False)

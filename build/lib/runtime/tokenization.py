@@ -1,7 +1,8 @@
-"""Text to token ids with the Hugging Face `tokenizers` library, read from the model dir's tokenizer.json."""
+"""Text (or text pair) to token ids with the Hugging Face `tokenizers` library, read from tokenizer.json."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,34 +12,43 @@ from tokenizers import Tokenizer
 
 @dataclass
 class Encoded:
-    """Unpadded ids of a window of texts; padding happens per batch once batches are planned."""
+    """Unpadded ids and token types of a window of texts; padding happens per batch once batches are planned."""
 
     ids: list[list[int]]
+    type_ids: list[list[int]]
     lengths: np.ndarray
     truncated: np.ndarray
 
 
 class TextEncoder:
-    """Truncates to the model's max length and leaves padding to the batcher."""
+    """Truncates to the model's max length (longest first, as `truncation=True` does for pairs); no padding."""
 
     def __init__(self, tokenizer_path: Path, max_length: int, pad_token_id: int) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.enable_truncation(max_length, strategy="longest_first")
         self.pad_token_id = pad_token_id
 
-    def encode(self, texts: list[str]) -> Encoded:
-        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=True)
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Encoded:
+        """Encode texts, or (text, pair) items whose token types come from the tokenizer's pair template."""
+        inputs = list(texts) if pairs is None else list(zip(texts, pairs))
+        encodings = self.tokenizer.encode_batch(inputs, add_special_tokens=True)
         ids = [encoding.ids for encoding in encodings]
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
         truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(ids))
-        return Encoded(ids=ids, lengths=lengths, truncated=truncated)
+        type_ids = [encoding.type_ids for encoding in encodings]
+        return Encoded(ids=ids, type_ids=type_ids, lengths=lengths, truncated=truncated)
 
     def pad(self, ids: list[list[int]], length: int) -> tuple[np.ndarray, np.ndarray]:
-        """Right-pad to `length`, as the PyTorch tokenizer does with padding=True."""
-        input_ids = np.full((len(ids), length), self.pad_token_id, dtype=np.int64)
-        attention_mask = np.zeros((len(ids), length), dtype=np.int64)
-        for row, token_ids in enumerate(ids):
-            input_ids[row, : len(token_ids)] = token_ids
-            attention_mask[row, : len(token_ids)] = 1
-        return input_ids, attention_mask
+        """Right-pad to `length`, as the PyTorch tokenizer does with padding=True; also returns the mask."""
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        attention_mask = (np.arange(length) < lengths[:, None]).astype(np.int64)
+        return right_pad(ids, length, self.pad_token_id), attention_mask
+
+
+def right_pad(rows: list[list[int]], length: int, fill: int) -> np.ndarray:
+    """Rows of unequal length as one int64 matrix; token types are padded with 0, as every tokenizer does."""
+    padded = np.full((len(rows), length), fill, dtype=np.int64)
+    for index, row in enumerate(rows):
+        padded[index, : len(row)] = row
+    return padded
