@@ -104,12 +104,11 @@ def parquet_files_under(root: Location) -> list[str]:
     selector = pafs.FileSelector(root.path, recursive=True)
     infos = root.filesystem.get_file_info(selector)
     prefix = f"{root.path.rstrip('/')}/"
-    relatives = sorted(
+    return sorted(
         info.path[len(prefix) :]
         for info in infos
         if info.type == pafs.FileType.File and info.path.endswith(PARQUET_SUFFIX)
     )
-    return relatives
 
 
 def temp_name(name: str) -> str:
