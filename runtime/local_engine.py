@@ -35,6 +35,7 @@ class RunStats:
     rows: int = 0
     null_rows: int = 0
     truncated_rows: int = 0
+    chunked_rows: int = 0
     files: int = 0
     skipped_files: int = 0
     outputs: list[Path] = field(default_factory=list)
@@ -43,6 +44,7 @@ class RunStats:
         self.rows += other.rows
         self.null_rows += other.null_rows
         self.truncated_rows += other.truncated_rows
+        self.chunked_rows += other.chunked_rows
         self.files += other.files
         self.skipped_files += other.skipped_files
         self.outputs += other.outputs
@@ -63,6 +65,7 @@ def model_record(scorer: Scorer, text_column: str, text_pair_column: str | None 
         "quantization": manifest.quantization,
         "text_column": text_column,
         "text_pair_column": text_pair_column,
+        "long_text": scorer.long_text.as_record(),
         "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": manifest.versions},
     }
 
@@ -83,7 +86,9 @@ def score_file(
     Memory does not grow with the file: only one window of rows is held at a time.
     """
     record = {**model_record(scorer, text_column, text_pair_column), "input": str(src), "started_at": now()}
-    schema = output_schema(parquet.schema_arrow, record, scorer.function_to_apply, with_logits)
+    schema = output_schema(
+        parquet.schema_arrow, record, scorer.function_to_apply, with_logits, with_chunks=scorer.long_text.chunked
+    )
     stats = RunStats(files=1, outputs=[dst])
     with atomic_parquet_writer(dst, schema) as writer:
         for batch in read_batches(parquet, src, window_rows):
@@ -93,11 +98,16 @@ def score_file(
             stats.rows += batch.num_rows
             stats.null_rows += int((~scores.valid).sum())
             stats.truncated_rows += scores.truncated
+            stats.chunked_rows += int((scores.chunks > 1).sum())
             on_rows(batch.num_rows)
         if stats.rows == 0:
             writer.write_table(schema.empty_table())
         record.update(
-            rows=stats.rows, null_rows=stats.null_rows, truncated_rows=stats.truncated_rows, finished_at=now()
+            rows=stats.rows,
+            null_rows=stats.null_rows,
+            truncated_rows=stats.truncated_rows,
+            chunked_rows=stats.chunked_rows,
+            finished_at=now(),
         )
         writer.add_key_value_metadata({METADATA_KEY: json.dumps(record).encode()})
     return stats

@@ -10,11 +10,13 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from tqdm import tqdm
 
 from runtime.activations import FUNCTIONS_TO_APPLY
 from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
+from runtime.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
 from runtime.errors import InputError
 from runtime.local_engine import RunStats, already_scored, plan_tree, score_file
 from runtime.parquet_io import first_line, open_input
@@ -33,8 +35,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 0")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad usage is one `error:` line and exit code 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m runtime.score", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m runtime.score", description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, metavar="IN", help="Parquet file or directory of Parquet files")
     parser.add_argument("output", type=Path, metavar="OUT", help="Parquet file, or directory when IN is one")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model dir from `python -m export`")
@@ -49,6 +68,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="softmax, sigmoid or none (raw logits) in score/probabilities (default: the model's)",
     )
     parser.add_argument("--logits", action="store_true", help="add a logits column (the raw model outputs)")
+    parser.add_argument(
+        "--long-text",
+        choices=LONG_TEXT_MODES,
+        default="truncate",
+        help="texts past the max length: truncate (the pipeline's way) or chunk into overlapping windows",
+    )
+    parser.add_argument(
+        "--chunk-stride",
+        type=non_negative_int,
+        default=None,
+        help="tokens consecutive windows share in chunk mode (default: a quarter of the model's max length)",
+    )
+    parser.add_argument(
+        "--chunk-aggregate", choices=CHUNK_AGGREGATES, default="mean", help="mean or max of the windows' scores"
+    )
+    parser.add_argument(
+        "--max-chunks",
+        type=positive_int,
+        default=DEFAULT_MAX_CHUNKS,
+        help=f"windows per text at most; the rest is dropped and counted as truncated (default {DEFAULT_MAX_CHUNKS})",
+    )
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_ROWS, help="max rows per batch")
     parser.add_argument(
@@ -86,7 +126,7 @@ def run_local(args: argparse.Namespace, scorer: Scorer, jobs: list[tuple[Path, P
             stats.skipped_files += 1
             continue
         # fail on any bad file before writing
-        todo.append((src, dst, open_input(src, args.text_column, args.text_pair_column, args.logits)))
+        todo.append((src, dst, open_input(src, args.text_column, args.text_pair_column, args.logits, args.long_text == "chunk")))
     total = sum(parquet.metadata.num_rows for _, _, parquet in todo)
     with tqdm(total=total, unit="rows", disable=not sys.stderr.isatty(), dynamic_ncols=True) as progress:
         for src, dst, parquet in todo:
@@ -105,8 +145,9 @@ def summary(stats: RunStats, seconds: float, load_seconds: float, args: argparse
     rate = stats.rows / scoring if scoring > 0 else 0.0
     skipped = f", {stats.skipped_files} file(s) already done" if stats.skipped_files else ""
     files = f" in {stats.files} file(s){skipped}" if args.input.is_dir() else ""
+    chunked = f", {stats.chunked_rows} chunked" if args.long_text == "chunk" else ""
     return (
-        f"scored {stats.rows} rows{files} ({stats.null_rows} null, {stats.truncated_rows} truncated) "
+        f"scored {stats.rows} rows{files} ({stats.null_rows} null, {stats.truncated_rows} truncated{chunked}) "
         f"in {seconds:.1f} s ({load_seconds:.1f} s model load), {rate:,.0f} rows/s; model {args.model} "
         f"(sha256 {scorer.manifest.sha256[:12]}); wrote {args.output}"
     )
@@ -124,14 +165,17 @@ def main(argv: list[str] | None = None) -> int:
         jobs = plan_jobs(args.input, args.output)
         scorer = Scorer(
             args.model, threads=args.threads, max_batch_rows=args.batch_size, max_batch_tokens=args.max_batch_tokens,
-            function_to_apply=args.function_to_apply,
+            function_to_apply=args.function_to_apply, long_text=args.long_text, chunk_stride=args.chunk_stride,
+            chunk_aggregate=args.chunk_aggregate, max_chunks=args.max_chunks,
         )
+        if args.text_pair_column and args.long_text == "chunk":
+            raise InputError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
         load_seconds = time.perf_counter() - started
         if args.engine == "ray":
-            if args.text_pair_column or args.function_to_apply or args.logits:
+            if args.text_pair_column or args.function_to_apply or args.logits or args.long_text == "chunk":
                 raise InputError(
-                    "--engine ray does not take --text-pair-column, --function-to-apply or --logits yet; "
-                    "use --engine local"
+                    "--engine ray does not take --text-pair-column, --function-to-apply, --logits or --long-text "
+                    "chunk yet; use --engine local"
                 )
             from runtime.ray_engine import run_ray
 

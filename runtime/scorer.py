@@ -11,6 +11,8 @@ import numpy as np
 
 from runtime.activations import FunctionToApply, activate, checked_function
 from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS, plan_batches
+from runtime.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText, LongTextPolicy, aggregate_windows
+from runtime.errors import InputError
 from runtime.model_dir import TOKENIZER_FILE
 from runtime.session import OnnxModel
 from runtime.tokenization import Encoded, TextEncoder, right_pad
@@ -19,13 +21,17 @@ PipelineInput = str | Mapping[str, str]
 
 # The pipeline without `top_k` returns one dict per text; with any `top_k` (even 1) a list per text.
 LEGACY_TOP_K = object()
+# Chunk mode tokenizes and scores a window's rows in groups of about this many characters, so a window of
+# very long rows holds a bounded number of token windows at a time.
+GROUP_CHARS = 4 << 20
 
 
 @dataclass
 class Scores:
     """Scores for a window of texts, in input order; rows whose text (or pair) was None have `valid` False.
 
-    `probabilities` are the logits after the scorer's function_to_apply (the raw logits when it is "none").
+    `probabilities` are the logits after the scorer's function_to_apply (the raw logits when it is "none");
+    in chunk mode both are aggregated over the row's `chunks` windows (0 for a None row).
     """
 
     label_ids: np.ndarray
@@ -33,6 +39,7 @@ class Scores:
     logits: np.ndarray
     valid: np.ndarray
     truncated: int
+    chunks: np.ndarray
 
     @property
     def best(self) -> np.ndarray:
@@ -61,6 +68,8 @@ class Scorer(OnnxModel):
     """A drop-in for `pipeline("text-classification")` that runs an exported model with ONNX Runtime.
 
     `function_to_apply` (softmax, sigmoid or none) overrides the manifest's, as the pipeline's parameter does.
+    `long_text="chunk"` scores texts past the max length as windows overlapping by `chunk_stride` tokens
+    (default: a quarter of a window), aggregated by `chunk_aggregate` (mean or max), at most `max_chunks` each.
 
     >>> Scorer("models/demo")(["I love it"])
     [{'label': 'POSITIVE', 'score': 0.99...}]
@@ -76,14 +85,21 @@ class Scorer(OnnxModel):
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         verify_sha256: bool = True,
         function_to_apply: FunctionToApply | None = None,
+        long_text: LongText = "truncate",
+        chunk_stride: int | None = None,
+        chunk_aggregate: ChunkAggregate = "mean",
+        max_chunks: int = DEFAULT_MAX_CHUNKS,
     ) -> None:
         super().__init__(model_dir, threads=threads, verify_sha256=verify_sha256)
         self.function_to_apply = checked_function(function_to_apply or self.manifest.activation)
         self.labels = self.manifest.labels
         self.max_batch_rows = max_batch_rows
         self.max_batch_tokens = max_batch_tokens
+        tokenizer_path, max_length = self.model_dir / TOKENIZER_FILE, self.manifest.max_length
+        window_tokens = TextEncoder(tokenizer_path, max_length, self.manifest.pad_token_id).window_tokens
+        self.long_text = LongTextPolicy(long_text, chunk_stride, chunk_aggregate, max_chunks).for_model(window_tokens)
         self.encoder = TextEncoder(
-            self.model_dir / TOKENIZER_FILE, self.manifest.max_length, self.manifest.pad_token_id
+            tokenizer_path, max_length, self.manifest.pad_token_id, self.long_text.stride, self.long_text.max_chunks
         )
 
     def __call__(
@@ -111,6 +127,8 @@ class Scorer(OnnxModel):
 
     def score(self, texts: Sequence[str | None], pairs: Sequence[str | None] | None = None) -> Scores:
         """Score a window of texts (or text pairs); sorting by length happens inside, results come back in order."""
+        if pairs is not None and self.long_text.chunked:
+            raise InputError("chunk mode scores single texts; score text pairs with long_text='truncate'")
         present_pairs = pairs if pairs is not None else [""] * len(texts)
         valid = np.fromiter(
             (text is not None and pair is not None for text, pair in zip(texts, present_pairs)),
@@ -118,21 +136,33 @@ class Scorer(OnnxModel):
             count=len(texts),
         )
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        present = np.flatnonzero(valid)
-        encoded = self.preprocess(
-            [texts[i] for i in present], None if pairs is None else [pairs[i] for i in present]
-        )
-        for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
-            logits[present[batch]] = self._forward(encoded, batch)
-        probabilities = self.postprocess(logits)
-        probabilities[~valid] = 0.0
+        probabilities = np.zeros_like(logits)
+        chunks = np.zeros(len(texts), dtype=np.int32)
+        truncated = 0
+        for group in self.row_groups(texts, np.flatnonzero(valid)):
+            encoded = self.preprocess([texts[i] for i in group], None if pairs is None else [pairs[i] for i in group])
+            window_logits = np.empty((len(encoded.ids), len(self.labels)), dtype=np.float32)
+            for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
+                window_logits[batch] = self._forward(encoded, batch)
+            logits[group], probabilities[group] = self.postprocess(window_logits, encoded.rows, len(group))
+            chunks[group] = encoded.chunks
+            truncated += int(encoded.truncated.sum())
         return Scores(
             label_ids=probabilities.argmax(axis=1),
             probabilities=probabilities,
             logits=logits,
             valid=valid,
-            truncated=int(encoded.truncated.sum()),
+            truncated=truncated,
+            chunks=chunks,
         )
+
+    def row_groups(self, texts: Sequence[str | None], rows: np.ndarray) -> list[np.ndarray]:
+        """All rows at once, or in chunk mode groups of about GROUP_CHARS characters (each cut to what it can use)."""
+        if not self.long_text.chunked:
+            return [rows]
+        sizes = np.fromiter((min(len(texts[i]), self.encoder.char_budget) for i in rows), dtype=np.int64, count=len(rows))
+        group_of_row = (np.cumsum(sizes) - sizes) // GROUP_CHARS
+        return [rows[group_of_row == group] for group in np.unique(group_of_row)]
 
     def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         return self.encoder.encode(texts, pairs)
@@ -145,5 +175,10 @@ class Scorer(OnnxModel):
             feed["token_type_ids"] = right_pad([encoded.type_ids[i] for i in batch], length, 0)
         return self.run(feed)
 
-    def postprocess(self, logits: np.ndarray) -> np.ndarray:
-        return activate(logits, self.function_to_apply)
+    def postprocess(self, window_logits: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, probabilities) per row: the windows' values, aggregated per row in chunk mode."""
+        how = self.long_text.aggregate
+        window_probabilities = activate(window_logits, self.function_to_apply)
+        return aggregate_windows(window_logits, rows, n_rows, how), aggregate_windows(
+            window_probabilities, rows, n_rows, how
+        )
