@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from runtime.errors import InputError
+from runtime.job import Job, OutputOptions
 from runtime.model_dir import package_versions
 from runtime.parquet_io import (
     METADATA_KEY,
+    InputFile,
     atomic_parquet_writer,
-    read_batches,
+    open_input,
     output_schema,
+    read_batches,
     read_metadata,
     scored_batch,
     texts_of,
 )
+from runtime.progress import Progress
 from runtime.scorer import Scorer
+from runtime.storage import Location, parquet_files_under
 
 DEFAULT_WINDOW_ROWS = 8192
 RUNTIME_PACKAGES = ("onnxruntime", "tokenizers", "numpy", "pyarrow")
@@ -30,32 +30,36 @@ RUNTIME_PACKAGES = ("onnxruntime", "tokenizers", "numpy", "pyarrow")
 
 @dataclass
 class RunStats:
-    """What the one-line summary reports, summed over files."""
+    """What the summary reports, summed over files."""
 
     rows: int = 0
     null_rows: int = 0
     truncated_rows: int = 0
     chunked_rows: int = 0
+    deduplicated_rows: int = 0
     files: int = 0
     skipped_files: int = 0
-    outputs: list[Path] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    orphaned_outputs: list[str] = field(default_factory=list)  # outputs under OUT whose input no longer exists
 
     def add(self, other: RunStats) -> None:
         self.rows += other.rows
         self.null_rows += other.null_rows
         self.truncated_rows += other.truncated_rows
         self.chunked_rows += other.chunked_rows
+        self.deduplicated_rows += other.deduplicated_rows
         self.files += other.files
         self.skipped_files += other.skipped_files
         self.outputs += other.outputs
+        self.orphaned_outputs += other.orphaned_outputs
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def model_record(scorer: Scorer, text_column: str, text_pair_column: str | None = None) -> dict[str, Any]:
-    """Which model made an output: enough to reproduce it and for --resume to trust it."""
+def model_record(scorer: Scorer, options: OutputOptions) -> dict[str, Any]:
+    """Which model and options made an output: enough to reproduce it."""
     manifest = scorer.manifest
     return {
         "model_sha256": manifest.sha256,
@@ -63,43 +67,58 @@ def model_record(scorer: Scorer, text_column: str, text_pair_column: str | None 
         "labels": manifest.labels,
         "activation": scorer.function_to_apply,
         "quantization": manifest.quantization,
-        "text_column": text_column,
-        "text_pair_column": text_pair_column,
-        "long_text": scorer.long_text.as_record(),
+        **options.record(),
+        "long_text_policy": scorer.long_text.as_record(),  # with the model's default stride filled in
         "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": manifest.versions},
     }
 
 
+def resume_identity(scorer: Scorer, source: InputFile, options: OutputOptions) -> dict[str, Any]:
+    """What --resume compares: the model's sha256, the input's identity and every option that changes the output."""
+    return {"model_sha256": scorer.manifest.sha256, "input_identity": source.identity, **options.record()}
+
+
+def already_done(destination: Location, identity: dict[str, Any]) -> bool:
+    """--resume trusts an output only when a finished run made it from the same input, model and options."""
+    record = read_metadata(destination) if destination.exists() else None
+    return bool(record) and "finished_at" in record and all(record.get(key) == identity[key] for key in identity)
+
+
 def score_file(
     scorer: Scorer,
-    parquet: pq.ParquetFile,
-    src: Path,
-    dst: Path,
-    text_column: str,
+    source: InputFile,
+    destination: Location,
+    options: OutputOptions,
+    progress: Progress,
     window_rows: int = DEFAULT_WINDOW_ROWS,
-    on_rows: Callable[[int], None] = lambda rows: None,
-    text_pair_column: str | None = None,
-    with_logits: bool = False,
 ) -> RunStats:
-    """Stream `src` (opened and checked by `open_input`) window by window into `dst`, atomically.
+    """Stream `source` (opened and checked by `open_input`) window by window into `destination`, atomically.
 
     Memory does not grow with the file: only one window of rows is held at a time.
     """
-    record = {**model_record(scorer, text_column, text_pair_column), "input": str(src), "started_at": now()}
+    identity = resume_identity(scorer, source, options)
+    record = {
+        **model_record(scorer, options),
+        "input": str(source.source),
+        "input_identity": source.identity,
+        "resume_compares": list(identity),
+        "started_at": now(),
+    }
     schema = output_schema(
-        parquet.schema_arrow, record, scorer.function_to_apply, with_logits, with_chunks=scorer.long_text.chunked
+        source.parquet.schema_arrow, record, scorer.function_to_apply, options.logits, scorer.long_text.chunked
     )
-    stats = RunStats(files=1, outputs=[dst])
-    with atomic_parquet_writer(dst, schema) as writer:
-        for batch in read_batches(parquet, src, window_rows):
-            pairs = None if text_pair_column is None else texts_of(batch, text_pair_column)
-            scores = scorer.score(texts_of(batch, text_column), pairs)
+    stats = RunStats(files=1, outputs=[str(destination)])
+    progress.start_file(str(source.source))
+    with atomic_parquet_writer(destination, schema) as writer:
+        for batch in read_batches(source.parquet, source.source, window_rows):
+            pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
+            scores = scorer.score(texts_of(batch, options.text_column), pairs, on_rows=progress.update)
             writer.write_batch(scored_batch(batch, schema, scorer.labels, scores))
             stats.rows += batch.num_rows
             stats.null_rows += int((~scores.valid).sum())
             stats.truncated_rows += scores.truncated
             stats.chunked_rows += int((scores.chunks > 1).sum())
-            on_rows(batch.num_rows)
+            stats.deduplicated_rows += scores.deduplicated
         if stats.rows == 0:
             writer.write_table(schema.empty_table())
         record.update(
@@ -107,28 +126,33 @@ def score_file(
             null_rows=stats.null_rows,
             truncated_rows=stats.truncated_rows,
             chunked_rows=stats.chunked_rows,
+            deduplicated_rows=stats.deduplicated_rows,
             finished_at=now(),
         )
         writer.add_key_value_metadata({METADATA_KEY: json.dumps(record).encode()})
     return stats
 
 
-def list_parquet_files(in_dir: Path) -> list[Path]:
-    """Every *.parquet under IN_DIR, recursively, in a stable order."""
-    sources = sorted(path for path in in_dir.rglob("*.parquet") if path.is_file())
-    if not sources:
-        raise InputError(f"input directory {in_dir} holds no *.parquet files")
-    return sources
+def orphaned_outputs(job: Job) -> list[str]:
+    """Outputs under OUT whose input no longer exists: reported, never deleted."""
+    if not job.tree or not job.destination.is_dir():
+        return []
+    planned = {task.destination.path for task in job.tasks}
+    found = (job.destination.child(path) for path in parquet_files_under(job.destination))
+    return [str(output) for output in found if output.path not in planned]
 
 
-def plan_tree(in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
-    """Every *.parquet under IN_DIR, mapped to the same relative path under OUT_DIR."""
-    return [(src, out_dir / src.relative_to(in_dir)) for src in list_parquet_files(in_dir)]
-
-
-def already_scored(dst: Path, scorer: Scorer) -> bool:
-    """--resume trusts an output only when the same model (by sha256) finished writing it."""
-    record = read_metadata(dst) if dst.is_file() else None
-    return bool(record) and record.get("model_sha256") == scorer.manifest.sha256 and "finished_at" in record
-
-
+def run_local(job: Job, scorer: Scorer) -> RunStats:
+    """Check every input, skip what --resume may trust, then score the rest file by file."""
+    stats = RunStats(orphaned_outputs=orphaned_outputs(job))
+    opened = [(open_input(task.source, job.output), task.destination) for task in job.tasks]  # fail before writing
+    todo = []
+    for source, destination in opened:
+        if job.resume and already_done(destination, resume_identity(scorer, source, job.output)):
+            stats.skipped_files += 1
+        else:
+            todo.append((source, destination))
+    with Progress(sum(source.rows for source, _ in todo), job.progress_every) as progress:
+        for source, destination in todo:
+            stats.add(score_file(scorer, source, destination, job.output, progress))
+    return stats

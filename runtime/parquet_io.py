@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from runtime.errors import InputError
+from runtime.errors import InputError, first_line
+from runtime.job import OutputOptions
 from runtime.scorer import Scores
+from runtime.storage import Location, atomic_output, temp_name
 
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
 LOGITS_COLUMN = "logits"  # with --logits
 CHUNKS_COLUMN = "chunks"  # with --long-text chunk
 FUNCTION_KEY = b"function_to_apply"  # field metadata of `score` and `probabilities`: which activation made them
 METADATA_KEY = b"runtime.score"
-TEMP_MARKER = ".tmp-"
 READ_BUFFER_BYTES = 4 << 20
 
 
-def read_batches(parquet: pq.ParquetFile, path: Path, window_rows: int) -> Iterator[pa.RecordBatch]:
+def read_batches(parquet: pq.ParquetFile, source: Location | Path, window_rows: int) -> Iterator[pa.RecordBatch]:
     """Record batches of at most `window_rows`; a corrupt page surfaces as an InputError naming the file."""
     batches = parquet.iter_batches(batch_size=window_rows)
     while True:
@@ -36,37 +38,59 @@ def read_batches(parquet: pq.ParquetFile, path: Path, window_rows: int) -> Itera
         except StopIteration:
             return
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"input {path} is corrupt or truncated ({first_line(exc)})") from None
+            raise InputError(f"input {source} is corrupt or truncated ({first_line(exc)})") from None
         yield batch
 
 
-def open_input(
-    path: Path,
-    text_column: str,
-    text_pair_column: str | None = None,
-    with_logits: bool = False,
-    with_chunks: bool = False,
-) -> pq.ParquetFile:
-    """Open IN and check the text column(s), so a bad file fails before any work or any output."""
-    if not path.exists():
-        raise InputError(f"input {path} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {path} is a directory; pass a directory as both IN and OUT")
+@dataclass(frozen=True)
+class InputFile:
+    """An opened, checked input and its identity: what --resume compares to trust an output made from it."""
+
+    source: Location
+    parquet: pq.ParquetFile
+    identity: dict[str, Any]
+
+    @property
+    def rows(self) -> int:
+        return self.parquet.metadata.num_rows
+
+
+def input_identity(parquet: pq.ParquetFile, size: int) -> dict[str, Any]:
+    """Size, row count and the sha256 of the footer (schema, row groups, column statistics and offsets).
+
+    Cheap over any store (the footer is read anyway to open the file), and a rewritten file with new rows or
+    new texts changes its footer's statistics, sizes or offsets.
+    """
+    footer = pa.BufferOutputStream()
+    parquet.metadata.write_metadata_file(footer)
+    digest = hashlib.sha256(footer.getvalue()).hexdigest()
+    return {"size": size, "rows": parquet.metadata.num_rows, "footer_sha256": digest}
+
+
+def open_input(source: Location, options: OutputOptions) -> InputFile:
+    """Open IN (over any filesystem) and check its columns, so a bad file fails before any work or any output."""
+    info = source.info()
+    if info.type == pafs.FileType.NotFound:
+        raise InputError(f"input {source} does not exist")
+    if info.type == pafs.FileType.Directory:
+        raise InputError(f"input {source} is a directory; pass a directory as both IN and OUT")
     try:
         # buffer_size streams column chunks instead of loading whole row groups: memory stays flat
-        parquet = pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
+        handle = source.filesystem.open_input_file(source.path)
+        parquet = pq.ParquetFile(handle, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
     except PermissionError:
-        raise InputError(f"input {path} is not readable (permission denied)") from None
+        raise InputError(f"input {source} is not readable (permission denied)") from None
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"input {path} is not a readable Parquet file ({first_line(exc)})") from None
-    check_text_column(parquet.schema_arrow, text_column, path)
-    if text_pair_column is not None:
-        check_text_column(parquet.schema_arrow, text_pair_column, path, option="--text-pair-column")
-    added = [*OUTPUT_COLUMNS, *[CHUNKS_COLUMN] * with_chunks, *[LOGITS_COLUMN] * with_logits]
-    clashes = [name for name in added if name in parquet.schema_arrow.names]
+        raise InputError(f"input {source} is not a readable Parquet file ({first_line(exc)})") from None
+    schema = parquet.schema_arrow
+    check_text_column(schema, options.text_column, source)
+    if options.text_pair_column is not None:
+        check_text_column(schema, options.text_pair_column, source, option="--text-pair-column")
+    added = [*OUTPUT_COLUMNS, *[CHUNKS_COLUMN] * (options.long_text == "chunk"), *[LOGITS_COLUMN] * options.logits]
+    clashes = [name for name in added if name in schema.names]
     if clashes:
-        raise InputError(f"input {path} already has column(s) {', '.join(clashes)}, which the output adds")
-    return parquet
+        raise InputError(f"input {source} already has column(s) {', '.join(clashes)}, which the output adds")
+    return InputFile(source, parquet, input_identity(parquet, info.size))
 
 
 def check_text_column(schema: pa.Schema, text_column: str, path: Path | str, option: str = "--text-column") -> None:
@@ -83,10 +107,6 @@ def check_text_column(schema: pa.Schema, text_column: str, path: Path | str, opt
             f"column {text_column!r} of {path} has type {schema.field(text_column).type}, not a string type; "
             f"choose a text column with {option}"
         )
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def texts_of(batch: pa.RecordBatch, text_column: str) -> list[str | None]:
@@ -142,30 +162,28 @@ def scored_batch(
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def read_metadata(path: Path) -> dict[str, Any] | None:
+def read_metadata(out: Location) -> dict[str, Any] | None:
     """The run record a finished scoring left in OUT's footer (with row counts), or None."""
     try:
-        return json.loads(pq.read_metadata(path).metadata[METADATA_KEY])
-    except (pa.ArrowException, OSError, KeyError, ValueError):
+        return json.loads(pq.read_metadata(out.path, filesystem=out.filesystem).metadata[METADATA_KEY])
+    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError):
         return None
 
 
 def temp_path_for(out: Path) -> Path:
     """A hidden sibling of OUT that never ends in .parquet, so a crash leaves nothing that looks like output."""
-    return out.with_name(f".{out.name}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return out.with_name(temp_name(out.name))
 
 
 @contextmanager
-def atomic_parquet_writer(out: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
-    """Write to a temp file beside OUT and rename it over OUT only when everything succeeded."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(out)
-    writer = pq.ParquetWriter(temp, schema, compression="zstd")
-    try:
-        yield writer
+def atomic_parquet_writer(out: Location, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A Parquet writer whose file appears at OUT (any filesystem) only when everything succeeded."""
+    with atomic_output(out) as stream:
+        writer = pq.ParquetWriter(stream, schema, compression="zstd")
+        try:
+            yield writer
+        except BaseException:
+            with suppress(OSError, pa.ArrowException):
+                writer.close()
+            raise
         writer.close()
-        os.replace(temp, out)
-    except BaseException:
-        writer.close()
-        temp.unlink(missing_ok=True)
-        raise

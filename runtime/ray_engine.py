@@ -8,7 +8,6 @@ fails on the cluster (a corrupt page, a model dir that differs on some node) bec
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -27,7 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime.errors import InputError
-from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, list_parquet_files, model_record, now
+from runtime.job import Job, OutputOptions
+from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, model_record, now
 from runtime.parquet_io import (
     METADATA_KEY,
     OUTPUT_COLUMNS,
@@ -43,6 +43,7 @@ from runtime.parquet_io import (
 )
 from runtime.scorer import Scorer
 from runtime.session import default_threads
+from runtime.storage import Location, parquet_files_under
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install '.[ray]'"
 # An actor reserves only part of the CPUs its threads use: actors that reserve whole CPUs leave nothing for
@@ -133,12 +134,12 @@ def import_ray() -> Any:
     return ray
 
 
-def plan_inputs(src: Path, text_column: str) -> tuple[list[Path], pa.Schema, int]:
+def plan_inputs(src: Path, options: OutputOptions) -> tuple[list[Path], pa.Schema, int]:
     """Every input file, checked up front; Ray reads them as one dataset, so they must share one schema."""
-    sources = list_parquet_files(src) if src.is_dir() else [src]
+    sources = [src / path for path in parquet_files_under(Location.local(src))] if src.is_dir() else [src]
     schema, total_rows = None, 0
     for path in sources:
-        parquet = open_input(path, text_column)
+        parquet = open_input(Location.local(path), options).parquet
         total_rows += parquet.metadata.num_rows
         this = parquet.schema_arrow.remove_metadata()
         if schema is None:
@@ -256,11 +257,11 @@ def as_input_error(exc: BaseException, src: Path) -> InputError | None:
     return InputError(lines[-1][len(marker) :]) if lines else None
 
 
-def find_corrupt_file(sources: list[Path], text_column: str) -> InputError | None:
+def find_corrupt_file(sources: list[Path], options: OutputOptions) -> InputError | None:
     """A read task failed on the cluster; Arrow's message names no file, so find the culprit here."""
     for path in sources:
         try:
-            for _ in read_batches(open_input(path, text_column), path, DEFAULT_WINDOW_ROWS):
+            for _ in read_batches(open_input(Location.local(path), options).parquet, path, DEFAULT_WINDOW_ROWS):
                 pass
         except InputError as exc:
             return exc
@@ -332,7 +333,7 @@ def publish_dir(staging: Path, out: Path) -> None:
 
 def merge_into_file(parts: list[Path], out: Path, schema: pa.Schema, record: dict[str, Any]) -> None:
     """IN a file gives OUT a file: stream the part files into one atomic Parquet file with the full record."""
-    with atomic_parquet_writer(out, schema) as writer:
+    with atomic_parquet_writer(Location.local(out), schema) as writer:
         for part in parts:
             parquet = pq.ParquetFile(part)
             for batch in read_batches(parquet, part, DEFAULT_WINDOW_ROWS):
@@ -345,19 +346,19 @@ def merge_into_file(parts: list[Path], out: Path, schema: pa.Schema, record: dic
 def already_done(out: Path, scorer: Scorer) -> bool:
     """--resume: OUT appears only when a run finished, so an OUT made by the same model is done."""
     files = [out] if out.is_file() else written_files(out) if out.is_dir() else []
-    records = [read_metadata(path) for path in files]
+    records = [read_metadata(Location.local(path)) for path in files]
     return bool(records) and all(r and r.get("model_sha256") == scorer.manifest.sha256 for r in records)
 
 
-def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
+def run_ray(job: Job, scorer: Scorer) -> RunStats:
     """Score IN into OUT on a Ray cluster; returns the counts for the CLI's summary line."""
-    src, out = Path(args.input), Path(args.output)
-    sources, input_schema, total_rows = plan_inputs(src, args.text_column)
-    if args.resume and already_done(out, scorer):
+    src, out = Path(job.source.path), Path(job.destination.path)
+    sources, input_schema, total_rows = plan_inputs(src, job.output)
+    if job.resume and already_done(out, scorer):
         return RunStats(skipped_files=len(sources))
     ray = import_ray()
 
-    record = {**model_record(scorer, args.text_column), "engine": "ray", "input": str(src), "started_at": now()}
+    record = {**model_record(scorer, job.output), "engine": "ray", "input": str(src), "started_at": now()}
     schema = output_schema(input_schema, record)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_path_for(out)  # hidden sibling of OUT, same naming as the local engine's temp files
@@ -367,15 +368,15 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
         with captured_stderr(log), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                temp_dir = start_ray(ray, args.ray_address)
+                temp_dir = start_ray(ray, job.ray_address)
                 quiet_data_context(ray)
-                truncated = score_on_cluster(ray, args, scorer, sources, schema, staging)
+                truncated = score_on_cluster(ray, job, scorer, sources, schema, staging)
             except Exception as exc:
                 error = as_input_error(exc, src)
                 if error is None:
                     raise
                 if not isinstance(cause_of(exc), InputError):  # a read task failed: name the file
-                    error = find_corrupt_file(sources, args.text_column) or error
+                    error = find_corrupt_file(sources, job.output) or error
                 raise error from None
             finally:
                 if ray.is_initialized():
@@ -385,7 +386,7 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
         rows, null_rows = count_output(parts)
         if rows != total_rows:
             raise RuntimeError(f"the Ray run wrote {rows} rows but the input holds {total_rows}; nothing published")
-        stats = RunStats(rows=rows, null_rows=null_rows, truncated_rows=truncated, files=len(sources), outputs=[out])
+        stats = RunStats(rows=rows, null_rows=null_rows, truncated_rows=truncated, files=len(sources), outputs=[str(out)])
         if src.is_dir():
             if not parts:
                 pq.write_table(schema.empty_table(), staging / "empty.parquet")
@@ -402,10 +403,10 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
 
 
 def score_on_cluster(
-    ray: Any, args: argparse.Namespace, scorer: Scorer, sources: list[Path], schema: pa.Schema, staging: Path
+    ray: Any, job: Job, scorer: Scorer, sources: list[Path], schema: pa.Schema, staging: Path
 ) -> int:
     """read_parquet -> map_batches(ScoreBatches) on an actor pool -> write_parquet; returns truncated texts."""
-    actors, threads, reserve = pool_plan(ray.cluster_resources().get("CPU", 1), args.actors, args.threads)
+    actors, threads, reserve = pool_plan(ray.cluster_resources().get("CPU", 1), job.actors, job.threads)
     totals = ray.remote(num_cpus=0)(_Totals).remote()
     dataset = ray.data.read_parquet(
         [str(path.resolve()) for path in sources],
@@ -414,12 +415,12 @@ def score_on_cluster(
     ).map_batches(
         ScoreBatches,
         fn_constructor_kwargs=dict(
-            model_dir=str(Path(args.model).resolve()),
+            model_dir=str(job.model_dir.resolve()),
             sha256=scorer.manifest.sha256,
             threads=threads,
-            max_batch_rows=args.batch_size,
-            max_batch_tokens=args.max_batch_tokens,
-            text_column=args.text_column,
+            max_batch_rows=job.max_batch_rows,
+            max_batch_tokens=job.max_batch_tokens,
+            text_column=job.output.text_column,
             schema=schema,
             totals=totals,
         ),

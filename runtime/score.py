@@ -6,23 +6,24 @@ Exit codes: 0 done; 2 bad usage or bad input (one `error:` line); 1 a bug; 130 i
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
-
-from tqdm import tqdm
+from typing import Any, NoReturn
 
 from runtime.activations import FUNCTIONS_TO_APPLY
 from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
 from runtime.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
-from runtime.errors import InputError
-from runtime.local_engine import RunStats, already_scored, plan_tree, score_file
-from runtime.parquet_io import first_line, open_input
+from runtime.errors import InputError, first_line
+from runtime.job import DEFAULT_PROGRESS_SECONDS, Job, OutputOptions, plan_tasks
+from runtime.local_engine import RUNTIME_PACKAGES, RunStats, now, run_local
+from runtime.model_dir import package_versions
 from runtime.scorer import Scorer
+from runtime.storage import URI_SCHEME, atomic_output, cached_model_dir, locate
 
-DEFAULT_MODEL = Path("models/default")
+DEFAULT_MODEL = "models/default"
 
 
 def positive_int(text: str) -> int:
@@ -45,6 +46,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (off) or more")
+    return value
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Bad usage is one `error:` line and exit code 2, like every other bad input."""
 
@@ -54,9 +65,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(prog="python -m runtime.score", description=__doc__.splitlines()[0])
-    parser.add_argument("input", type=Path, metavar="IN", help="Parquet file or directory of Parquet files")
-    parser.add_argument("output", type=Path, metavar="OUT", help="Parquet file, or directory when IN is one")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model dir from `python -m export`")
+    where = "a path or a URI (s3://, gs://, hdfs://, abfs://, file://)"
+    parser.add_argument("input", metavar="IN", help=f"Parquet file or directory of Parquet files: {where}")
+    parser.add_argument("output", metavar="OUT", help="Parquet file, or directory when IN is one")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model dir from `python -m export`: {where} (default: {DEFAULT_MODEL})"
+    )
     parser.add_argument("--text-column", default="text", help="column holding the texts (default: text)")
     parser.add_argument(
         "--text-pair-column", default=None, help="column holding each text's pair (the pipeline's text_pair)"
@@ -95,62 +109,130 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-batch-tokens", type=positive_int, default=DEFAULT_MAX_BATCH_TOKENS, help="max padded tokens per batch"
     )
     parser.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads (default: all cores)")
-    parser.add_argument("--resume", action="store_true", help="skip outputs already made by the same model")
+    parser.add_argument(
+        "--resume", action="store_true", help="skip outputs already made from the same input, model and options"
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=seconds,
+        default=DEFAULT_PROGRESS_SECONDS,
+        metavar="SECONDS",
+        help="when stderr is not a terminal, a progress line this often (default: 30; 0: none)",
+    )
+    parser.add_argument("--summary-json", default=None, metavar="PATH", help="write the run's summary as JSON here")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
     parser.add_argument("--actors", type=positive_int, default=None, help="Ray actor pool size")
     return parser.parse_args(argv)
 
 
-def plan_jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """File -> file or dir -> dir; refuse anything that could overwrite the input."""
-    if not src.exists():
-        raise InputError(f"input {src} does not exist")
-    if src.resolve() == dst.resolve():
-        raise InputError(f"output {dst} is the input; choose another OUT (the input is never overwritten)")
-    if src.is_dir():
-        if dst.exists() and not dst.is_dir():
-            raise InputError(f"input {src} is a directory but output {dst} is a file; OUT must be a directory")
-        if dst.resolve().is_relative_to(src.resolve()):
-            raise InputError(f"output {dst} is inside the input directory {src}; choose an OUT outside it")
-        return plan_tree(src, dst)
-    if dst.is_dir():
-        raise InputError(f"output {dst} is a directory but input {src} is a file; OUT must be a file path")
-    return [(src, dst)]
+def model_dir_of(model: str) -> tuple[Path, bool | None]:
+    """The local model dir for --model, and for a URI whether the local cache already held it."""
+    if URI_SCHEME.match(model):
+        return cached_model_dir(locate(model))
+    return Path(model), None
 
 
-def run_local(args: argparse.Namespace, scorer: Scorer, jobs: list[tuple[Path, Path]]) -> RunStats:
-    stats = RunStats()
-    todo = []
-    for src, dst in jobs:
-        if args.resume and already_scored(dst, scorer):
-            stats.skipped_files += 1
-            continue
-        # fail on any bad file before writing
-        todo.append((src, dst, open_input(src, args.text_column, args.text_pair_column, args.logits, args.long_text == "chunk")))
-    total = sum(parquet.metadata.num_rows for _, _, parquet in todo)
-    with tqdm(total=total, unit="rows", disable=not sys.stderr.isatty(), dynamic_ncols=True) as progress:
-        for src, dst, parquet in todo:
-            stats.add(
-                score_file(
-                    scorer, parquet, src, dst, args.text_column, on_rows=progress.update,
-                    text_pair_column=args.text_pair_column, with_logits=args.logits,
-                )
+def build_job(args: argparse.Namespace) -> tuple[Job, bool | None]:
+    """Everything an engine needs, checked (where from, where to, file by file), and whether the model was cached."""
+    source, destination = locate(args.input), locate(args.output)
+    tasks, tree = plan_tasks(source, destination)
+    if args.engine == "ray":
+        if not (source.is_local and destination.is_local):
+            raise InputError("--engine ray takes local paths (or a shared filesystem) for IN and OUT; use --engine local")
+        if args.text_pair_column or args.function_to_apply or args.logits or args.long_text == "chunk":
+            raise InputError(
+                "--engine ray does not take --text-pair-column, --function-to-apply, --logits or --long-text "
+                "chunk yet; use --engine local"
             )
-    return stats
-
-
-def summary(stats: RunStats, seconds: float, load_seconds: float, args: argparse.Namespace, scorer: Scorer) -> str:
-    """One line: what was scored, how fast (rows/s excludes the model load), with which model, where to."""
-    scoring = seconds - load_seconds
-    rate = stats.rows / scoring if scoring > 0 else 0.0
-    skipped = f", {stats.skipped_files} file(s) already done" if stats.skipped_files else ""
-    files = f" in {stats.files} file(s){skipped}" if args.input.is_dir() else ""
-    chunked = f", {stats.chunked_rows} chunked" if args.long_text == "chunk" else ""
-    return (
-        f"scored {stats.rows} rows{files} ({stats.null_rows} null, {stats.truncated_rows} truncated{chunked}) "
-        f"in {seconds:.1f} s ({load_seconds:.1f} s model load), {rate:,.0f} rows/s; model {args.model} "
-        f"(sha256 {scorer.manifest.sha256[:12]}); wrote {args.output}"
+    if args.text_pair_column and args.long_text == "chunk":
+        raise InputError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
+    model_dir, model_cached = model_dir_of(args.model)
+    job = Job(
+        source=source,
+        destination=destination,
+        tasks=tasks,
+        tree=tree,
+        model=args.model,
+        model_dir=model_dir,
+        output=OutputOptions(
+            text_column=args.text_column,
+            text_pair_column=args.text_pair_column,
+            function_to_apply=args.function_to_apply,
+            logits=args.logits,
+            long_text=args.long_text,
+            chunk_stride=args.chunk_stride,
+            chunk_aggregate=args.chunk_aggregate,
+            max_chunks=args.max_chunks,
+        ),
+        resume=args.resume,
+        threads=args.threads,
+        max_batch_rows=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        progress_every=args.progress_every,
+        summary_json=locate(args.summary_json) if args.summary_json else None,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        actors=args.actors,
     )
+    return job, model_cached
+
+
+def summary_record(
+    stats: RunStats, job: Job, scorer: Scorer, model_cached: bool | None, seconds: float, load_seconds: float
+) -> dict[str, Any]:
+    """The run's summary for orchestrators (--summary-json); rows/s excludes the model load."""
+    scoring = seconds - load_seconds
+    return {
+        "rows": stats.rows,
+        "null_rows": stats.null_rows,
+        "truncated_rows": stats.truncated_rows,
+        "chunked_rows": stats.chunked_rows,
+        "deduplicated_rows": stats.deduplicated_rows,
+        "files_done": stats.files,
+        "files_skipped": stats.skipped_files,
+        "seconds": round(seconds, 3),
+        "load_seconds": round(load_seconds, 3),
+        "rows_per_second": round(stats.rows / scoring, 1) if scoring > 0 else 0.0,
+        "model": job.model,
+        "model_dir": str(job.model_dir),
+        "model_cached": model_cached,
+        "model_sha256": scorer.manifest.sha256,
+        "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": scorer.manifest.versions},
+        "engine": job.engine,
+        "input": str(job.source),
+        "output": str(job.destination),
+        "outputs": stats.outputs,
+        "orphaned_outputs": stats.orphaned_outputs,
+        "finished_at": now(),
+    }
+
+
+def summary(record: dict[str, Any], tree: bool) -> str:
+    """One line: what was scored, how fast, with which model, where to, and what needs a look."""
+    skipped = f", {record['files_skipped']} file(s) already done" if record["files_skipped"] else ""
+    files = f" in {record['files_done']} file(s){skipped}" if tree else ""
+    repeats = f", {record['deduplicated_rows']} deduplicated" if record["deduplicated_rows"] else ""
+    chunked = f", {record['chunked_rows']} chunked" if record["chunked_rows"] else ""
+    cached = {True: ", cached", False: ", copied to the cache", None: ""}[record["model_cached"]]
+    orphans = record["orphaned_outputs"]
+    stale = (
+        f"; {len(orphans)} output(s) under OUT have no input any more (kept): {', '.join(orphans[:3])}"
+        f"{', ...' if len(orphans) > 3 else ''}"
+        if orphans
+        else ""
+    )
+    return (
+        f"scored {record['rows']} rows{files} ({record['null_rows']} null, {record['truncated_rows']} truncated"
+        f"{chunked}{repeats}) in {record['seconds']:.1f} s ({record['load_seconds']:.1f} s model load), "
+        f"{record['rows_per_second']:,.0f} rows/s; model {record['model']} (sha256 {record['model_sha256'][:12]}"
+        f"{cached}); wrote {record['output']}{stale}"
+    )
+
+
+def write_summary_json(job: Job, record: dict[str, Any]) -> None:
+    if job.summary_json is not None:
+        with atomic_output(job.summary_json) as stream:
+            stream.write(json.dumps(record, indent=2).encode() + b"\n")
 
 
 def raise_interrupt(signum: int, frame: object) -> None:
@@ -160,28 +242,31 @@ def raise_interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, raise_interrupt)
+    # A file-size limit (ulimit -f) must fail the write with EFBIG and one error line, not kill the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     started = time.perf_counter()
     try:
-        jobs = plan_jobs(args.input, args.output)
+        job, model_cached = build_job(args)
         scorer = Scorer(
-            args.model, threads=args.threads, max_batch_rows=args.batch_size, max_batch_tokens=args.max_batch_tokens,
-            function_to_apply=args.function_to_apply, long_text=args.long_text, chunk_stride=args.chunk_stride,
-            chunk_aggregate=args.chunk_aggregate, max_chunks=args.max_chunks,
+            job.model_dir,
+            threads=job.threads,
+            max_batch_rows=job.max_batch_rows,
+            max_batch_tokens=job.max_batch_tokens,
+            function_to_apply=job.output.function_to_apply,
+            long_text=job.output.long_text,
+            chunk_stride=job.output.chunk_stride,
+            chunk_aggregate=job.output.chunk_aggregate,
+            max_chunks=job.output.max_chunks,
         )
-        if args.text_pair_column and args.long_text == "chunk":
-            raise InputError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
         load_seconds = time.perf_counter() - started
-        if args.engine == "ray":
-            if args.text_pair_column or args.function_to_apply or args.logits or args.long_text == "chunk":
-                raise InputError(
-                    "--engine ray does not take --text-pair-column, --function-to-apply, --logits or --long-text "
-                    "chunk yet; use --engine local"
-                )
+        if job.engine == "ray":
             from runtime.ray_engine import run_ray
 
-            stats = run_ray(args, scorer)
+            stats = run_ray(job, scorer)
         else:
-            stats = run_local(args, scorer, jobs)
+            stats = run_local(job, scorer)
+        record = summary_record(stats, job, scorer, model_cached, time.perf_counter() - started, load_seconds)
+        write_summary_json(job, record)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -191,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; no partial output was left behind", file=sys.stderr)
         return 130
-    print(summary(stats, time.perf_counter() - started, load_seconds, args, scorer))
+    print(summary(record, job.tree))
     return 0
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ class Scores:
     valid: np.ndarray
     truncated: int
     chunks: np.ndarray
+    deduplicated: int = 0  # rows whose item repeated an earlier one of the window: scored once, result copied
 
     @property
     def best(self) -> np.ndarray:
@@ -62,6 +63,14 @@ def texts_and_pairs(
     if not all("text_pair" in item for item in dicts):
         raise ValueError('some items have a "text_pair" and some do not: score pairs and single texts apart')
     return [item and item["text"] for item in items], [item and item["text_pair"] for item in items]
+
+
+def distinct(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each distinct key's first occurrence, for every key the number of its distinct key)."""
+    numbers: dict[Hashable, int] = {}
+    copies = np.fromiter((numbers.setdefault(key, len(numbers)) for key in keys), dtype=np.int64, count=len(keys))
+    _, firsts = np.unique(copies, return_index=True)
+    return firsts, copies
 
 
 class Scorer(OnnxModel):
@@ -125,8 +134,17 @@ class Scorer(OnnxModel):
         order = np.argsort(-probabilities, kind="stable")
         return [{"label": self.labels[i], "score": float(probabilities[i])} for i in order]
 
-    def score(self, texts: Sequence[str | None], pairs: Sequence[str | None] | None = None) -> Scores:
-        """Score a window of texts (or text pairs); sorting by length happens inside, results come back in order."""
+    def score(
+        self,
+        texts: Sequence[str | None],
+        pairs: Sequence[str | None] | None = None,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> Scores:
+        """Score a window of texts (or text pairs); sorting by length happens inside, results come back in order.
+
+        Each distinct item is scored once and its result copied to its repeats (review and ticket tables repeat
+        short texts a lot). `on_rows` hears how many of the window's rows each model batch finished.
+        """
         if pairs is not None and self.long_text.chunked:
             raise InputError("chunk mode scores single texts; score text pairs with long_text='truncate'")
         present_pairs = pairs if pairs is not None else [""] * len(texts)
@@ -135,34 +153,45 @@ class Scorer(OnnxModel):
             dtype=bool,
             count=len(texts),
         )
-        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        present = np.flatnonzero(valid)
+        firsts, copies = distinct([(texts[i], present_pairs[i]) for i in present])
+        unique = present[firsts]
+        repeats = np.bincount(copies, minlength=len(unique))
+        logits = np.zeros((len(unique), len(self.labels)), dtype=np.float32)
         probabilities = np.zeros_like(logits)
-        chunks = np.zeros(len(texts), dtype=np.int32)
-        truncated = 0
-        for group in self.row_groups(texts, np.flatnonzero(valid)):
-            encoded = self.preprocess([texts[i] for i in group], None if pairs is None else [pairs[i] for i in group])
+        chunks = np.zeros(len(unique), dtype=np.int32)
+        truncated = np.zeros(len(unique), dtype=bool)
+        for group in self.row_groups(texts, unique):
+            rows = unique[group]
+            encoded = self.preprocess([texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows])
             window_logits = np.empty((len(encoded.ids), len(self.labels)), dtype=np.float32)
+            last_window = np.r_[encoded.rows[1:] != encoded.rows[:-1], True]
             for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
                 window_logits[batch] = self._forward(encoded, batch)
+                if on_rows is not None:
+                    on_rows(int(repeats[group[encoded.rows[batch[last_window[batch]]]]].sum()))
             logits[group], probabilities[group] = self.postprocess(window_logits, encoded.rows, len(group))
             chunks[group] = encoded.chunks
-            truncated += int(encoded.truncated.sum())
+            truncated[group] = encoded.truncated
+        if on_rows is not None and len(present) < len(texts):
+            on_rows(len(texts) - len(present))
         return Scores(
-            label_ids=probabilities.argmax(axis=1),
-            probabilities=probabilities,
-            logits=logits,
+            label_ids=scatter(probabilities, present, copies, len(texts)).argmax(axis=1),
+            probabilities=scatter(probabilities, present, copies, len(texts)),
+            logits=scatter(logits, present, copies, len(texts)),
             valid=valid,
-            truncated=truncated,
-            chunks=chunks,
+            truncated=int(truncated[copies].sum()),
+            chunks=scatter(chunks, present, copies, len(texts)),
+            deduplicated=len(present) - len(unique),
         )
 
     def row_groups(self, texts: Sequence[str | None], rows: np.ndarray) -> list[np.ndarray]:
-        """All rows at once, or in chunk mode groups of about GROUP_CHARS characters (each cut to what it can use)."""
+        """Positions in `rows`: all at once, or in chunk mode groups of about GROUP_CHARS characters each."""
         if not self.long_text.chunked:
-            return [rows]
+            return [np.arange(len(rows))]
         sizes = np.fromiter((min(len(texts[i]), self.encoder.char_budget) for i in rows), dtype=np.int64, count=len(rows))
         group_of_row = (np.cumsum(sizes) - sizes) // GROUP_CHARS
-        return [rows[group_of_row == group] for group in np.unique(group_of_row)]
+        return [np.flatnonzero(group_of_row == group) for group in np.unique(group_of_row)]
 
     def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         return self.encoder.encode(texts, pairs)
@@ -182,3 +211,10 @@ class Scorer(OnnxModel):
         return aggregate_windows(window_logits, rows, n_rows, how), aggregate_windows(
             window_probabilities, rows, n_rows, how
         )
+
+
+def scatter(values: np.ndarray, present: np.ndarray, copies: np.ndarray, n_rows: int) -> np.ndarray:
+    """Per-distinct-item values back to every row of the window (zeros where the row had no text)."""
+    result = np.zeros((n_rows, *values.shape[1:]), dtype=values.dtype)
+    result[present] = values[copies]
+    return result

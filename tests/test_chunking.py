@@ -104,7 +104,8 @@ def test_cli_chunk_column_and_footer(models, tmp_path):
     assert out.column("chunks").to_pylist() == [len(windows), None, 1]
     assert np.abs(np.array(out.column("probabilities")[0].as_py()) - windows.mean(axis=0)).max() <= TOLERANCE
     record = json.loads(pq.read_metadata(tmp_path / "out.parquet").metadata[b"runtime.score"])
-    assert record["long_text"] == {"mode": "chunk", "stride": STRIDE, "aggregate": "mean", "max_chunks": 256}
+    assert record["long_text"] == "chunk" and record["chunk_stride"] == STRIDE
+    assert record["long_text_policy"] == {"mode": "chunk", "stride": STRIDE, "aggregate": "mean", "max_chunks": 256}
     assert record["chunked_rows"] == 1 and record["truncated_rows"] == 0
 
 

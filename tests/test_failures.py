@@ -120,7 +120,7 @@ def test_huge_texts_are_truncated_and_counted(model_dir, tmp_path):
     src = write(tmp_path / "in.parquet", pa.table({"text": [huge, "short", huge]}))
     result = score(model_dir, src, tmp_path / "out.parquet")
     assert result.returncode == 0, result.stderr
-    assert "(0 null, 2 truncated)" in result.stdout
+    assert "(0 null, 2 truncated, 1 deduplicated)" in result.stdout
     record = json.loads(pq.read_metadata(tmp_path / "out.parquet").metadata[b"runtime.score"])
     assert record["truncated_rows"] == 2
 

@@ -1,0 +1,255 @@
+"""Where data lives: local paths and URIs (s3://, gs://, hdfs://, abfs://, file://) as pyarrow filesystems.
+
+It also owns publishing (an output appears at its final name whole or not at all, and on local disk it
+survives a power loss once published) and the local cache of model dirs fetched from a URI.
+
+Credentials and endpoints come from each store's standard environment, as pyarrow reads it (for S3:
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for S3-compatible stores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from runtime.errors import InputError, first_line
+from runtime.model_dir import MANIFEST_FILE, read_manifest
+
+URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+TEMP_MARKER = ".tmp-"
+PARQUET_SUFFIX = ".parquet"
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or prefix on some filesystem: `path` is the filesystem's own (bucket/key on object stores)."""
+
+    filesystem: pafs.FileSystem
+    path: str
+    shown: str  # as the user wrote it (a URI or a path), for messages and records
+
+    def __str__(self) -> str:
+        return self.shown
+
+    @classmethod
+    def local(cls, path: str | os.PathLike[str]) -> Location:
+        return cls(pafs.LocalFileSystem(), os.path.abspath(path), str(path))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.filesystem, pafs.LocalFileSystem)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> str:
+        return self.path.rsplit("/", 1)[0]
+
+    def child(self, relative: str) -> Location:
+        return Location(self.filesystem, f"{self.path}/{relative}", f"{self.shown.rstrip('/')}/{relative}")
+
+    def sibling(self, name: str) -> Location:
+        shown = self.shown.rstrip("/")
+        return Location(self.filesystem, f"{self.parent}/{name}", f"{shown[: len(shown) - len(self.name)]}{name}")
+
+    def info(self) -> pafs.FileInfo:
+        return self.filesystem.get_file_info(self.path)
+
+    def exists(self) -> bool:
+        return self.info().type != pafs.FileType.NotFound
+
+    def is_dir(self) -> bool:
+        return self.info().type == pafs.FileType.Directory
+
+    def same_store(self, other: Location) -> bool:
+        return self.filesystem.type_name == other.filesystem.type_name
+
+    def real_path(self) -> str:
+        """The path with symlinks resolved (local only), to tell whether two locations are the same place."""
+        return os.path.realpath(self.path) if self.is_local else self.path
+
+    def is_within(self, other: Location) -> bool:
+        """True when this location is `other` or lies under it."""
+        mine, theirs = self.real_path(), other.real_path().rstrip("/")
+        return self.same_store(other) and (mine == theirs or mine.startswith(f"{theirs}/"))
+
+
+def locate(text: str) -> Location:
+    """A local path or a URI as a Location; a URI pyarrow cannot open is an InputError naming it."""
+    if not URI_SCHEME.match(text):
+        return Location.local(text)
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(text)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"cannot open {text} ({first_line(exc)}); check the URI and the store's credentials") from None
+    return Location(filesystem, path.rstrip("/"), text)
+
+
+def parquet_files_under(root: Location) -> list[str]:
+    """The relative path of every *.parquet under ROOT, recursively, in a stable order."""
+    selector = pafs.FileSelector(root.path, recursive=True)
+    infos = root.filesystem.get_file_info(selector)
+    prefix = f"{root.path.rstrip('/')}/"
+    relatives = sorted(
+        info.path[len(prefix) :]
+        for info in infos
+        if info.type == pafs.FileType.File and info.path.endswith(PARQUET_SUFFIX)
+    )
+    return relatives
+
+
+def temp_name(name: str) -> str:
+    """A hidden name beside NAME that never ends in .parquet, so a crash leaves nothing that looks like output."""
+    return f".{name}{TEMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's or a directory's data and metadata to the device (fsync works on any descriptor of it)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ROOT, deepest first: a staging tree made durable before it is renamed."""
+    for directory, _, files in os.walk(root, topdown=False):
+        for name in files:
+            fsync_path(os.path.join(directory, name))
+        fsync_path(directory)
+
+
+def durable_replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename SOURCE over TARGET so that after a power loss TARGET is either the old or the complete new one.
+
+    Without the fsync before, the rename can reach the disk before the data (an empty "atomic" output); without
+    the fsync of the directory after, the rename itself can be lost.
+    """
+    if os.path.isdir(source):
+        fsync_tree(Path(source))
+    else:
+        fsync_path(source)
+    os.replace(source, target)
+    fsync_path(os.path.dirname(os.path.abspath(target)))
+
+
+def make_parents(location: Location) -> None:
+    """Create OUT's parent directories on local disk, each made durable; object stores have no directories."""
+    if not location.is_local:
+        return
+    missing = []
+    parent = Path(location.parent)
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    Path(location.parent).mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        fsync_path(created.parent)
+
+
+def publish(staging: Location, out: Location) -> None:
+    """Put the finished STAGING object at OUT in one step, replacing any old OUT.
+
+    Local disk: fsync + rename + fsync of the directory. HDFS: a rename. S3 and GCS: a server-side copy then a
+    delete of the staging key; the copy creates OUT whole, so readers see the old OUT or the new one. (S3's
+    single-request copy stops at 5 GB: keep each output below that, e.g. by splitting the input into files.)
+    """
+    if out.is_local:
+        durable_replace(staging.path, out.path)
+    else:
+        out.filesystem.move(staging.path, out.path)
+
+
+def discard(location: Location) -> None:
+    with suppress(OSError, pa.ArrowException):
+        location.filesystem.delete_file(location.path)
+
+
+@contextmanager
+def atomic_output(out: Location) -> Iterator[pa.NativeFile]:
+    """A stream whose bytes appear at OUT only if the block finishes; otherwise OUT stays as it was.
+
+    Why a staging key and not an aborted multipart upload on object stores: pyarrow's S3 stream cannot be
+    aborted from Python (close(), and even garbage collection, complete the upload: apache/arrow#40502), so
+    writing straight to OUT would publish a partial object on any failure. A hidden staging key beside OUT is
+    written instead and moved over OUT at the end (see `publish`); a failure deletes it. After a SIGKILL what is
+    left is an incomplete multipart upload (invisible, removed by the bucket's AbortIncompleteMultipartUpload
+    lifecycle rule) or, if the kill came between the upload and the move, a hidden `.OUT.tmp-*` object.
+    A write that fails (disk full, file too large, store refusing) is an InputError naming OUT and the cause.
+    """
+    staging = out.sibling(temp_name(out.name))
+    make_parents(out)
+    stream = out.filesystem.open_output_stream(staging.path)
+    try:
+        try:
+            yield stream
+            stream.close()
+            publish(staging, out)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"could not write {out} ({first_line(exc)}); {out} was left as it was") from None
+    except BaseException:
+        with suppress(OSError, pa.ArrowException):
+            stream.close()
+        discard(staging)
+        raise
+
+
+def model_cache_root() -> Path:
+    """Where model dirs fetched from a URI are kept: $XDG_CACHE_HOME (default ~/.cache)/onnx-batch-scorer/models."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "onnx-batch-scorer" / "models"
+
+
+def cached_model_dir(model: Location) -> tuple[Path, bool]:
+    """A model dir at a URI, copied once into the local cache under its manifest's sha256; (dir, was it cached).
+
+    The copy is verified (the ONNX file must hash to the manifest's sha256) before it is renamed into the cache,
+    so the cache only ever holds whole, verified model dirs, and hosts need no shared filesystem for the model.
+    """
+    manifest_path = model.child(MANIFEST_FILE)
+    try:
+        with model.filesystem.open_input_stream(manifest_path.path) as stream:
+            sha256 = json.loads(stream.read()).get("sha256", "")
+    except FileNotFoundError:
+        raise InputError(f"{manifest_path} does not exist; {model} is not a model dir made by `python -m export`") from None
+    except (OSError, pa.ArrowException, ValueError, AttributeError) as exc:
+        raise InputError(f"{manifest_path} is not readable ({first_line(exc)})") from None
+    if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
+        raise InputError(f"{manifest_path} records no valid sha256; re-export the model")
+    target = model_cache_root() / sha256
+    if (target / MANIFEST_FILE).is_file():
+        return target, True
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=temp_name(sha256), dir=target.parent))
+    try:
+        pafs.copy_files(
+            model.path, str(staging), source_filesystem=model.filesystem, destination_filesystem=pafs.LocalFileSystem()
+        )
+        read_manifest(staging)
+        try:
+            durable_replace(staging, target)
+        except OSError:
+            if not (target / MANIFEST_FILE).is_file():  # else another run cached it first: use that one
+                raise
+    except InputError as exc:
+        raise InputError(f"model {model}: {exc}") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"could not copy model {model} into {target.parent} ({first_line(exc)})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target, False
