@@ -157,7 +157,7 @@ def validate_model_outputs(
     )
     if logit_share > 1 or prob_diff > atol:
         raise ValidationError(
-            f"ONNX output differs from PyTorch: max |diff| logits {logit_diff:.2e} ({logit_share:.1f}x the "
+            f"{type(checkpoint.model).__name__}'s ONNX output differs from PyTorch: max |diff| logits {logit_diff:.2e} ({logit_share:.1f}x the "
             f"tolerance atol {atol:.0e} + rtol {rtol:.0e} x |logit|), probabilities {prob_diff:.2e} "
             f"(tolerance {atol:.0e})"
         )
