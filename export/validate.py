@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from onnxruntime import InferenceSession
+from transformers import AutoTokenizer
 
 from export.checkpoint import Checkpoint
 from export.probes import pair_probes
@@ -45,6 +46,8 @@ class ParityReport:
     texts: int
     pairs: int
     batch_sizes: list[int]
+    tokenizer_converted_from: list[str]
+    tokenizer_ids_checked: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -107,6 +110,30 @@ def share_of_tolerance(reference: np.ndarray, exported: np.ndarray, atol: float,
     return float(np.max(difference / np.maximum(allowed, np.finfo(np.float32).tiny)))
 
 
+def check_converted_tokenizer(checkpoint: Checkpoint, probe_sets: list[tuple[list[str], Pairs]]) -> int:
+    """When tokenizer.json was built from slow-tokenizer files, prove it gives the slow tokenizer's ids.
+
+    Returns how many texts (or pairs) were compared; raises ValidationError on the first difference.
+    """
+    if not checkpoint.tokenizer_converted_from:
+        return 0
+    original = AutoTokenizer.from_pretrained(checkpoint.name, use_fast=False)
+    compared = 0
+    for texts, pairs in probe_sets:
+        # batched and untruncated: a single call drops an empty pair, and slow truncation differs by design
+        converted_ids, original_ids = (tokenizer(texts, pairs, verbose=False)["input_ids"] for tokenizer in (checkpoint.tokenizer, original))
+        for index, (converted, expected) in enumerate(zip(converted_ids, original_ids)):
+            if converted != expected:
+                shown = repr(texts[index] if pairs is None else (texts[index], pairs[index]))[:80]
+                raise ValidationError(
+                    f"the tokenizer.json built from {' + '.join(checkpoint.tokenizer_converted_from)} gives "
+                    f"{converted[:12]} for {shown}, the original {type(original).__name__} {expected[:12]}; "
+                    "add a tokenizer.json that matches the original to the checkpoint"
+                )
+        compared += len(texts)
+    return compared
+
+
 def validate_model_outputs(
     checkpoint: Checkpoint,
     model_dir: Path,
@@ -121,7 +148,8 @@ def validate_model_outputs(
 
     The runtime path tokenizes with `tokenizers` from tokenizer.json and batches by length, so this also
     proves the saved tokenizer and the batcher give the PyTorch tokenizer's answers. When the tokenizer has
-    a pair template, text pairs (long+short, short+long, long+long, empty) are checked the same way.
+    a pair template, text pairs (long+short, short+long, long+long, empty) are checked the same way. A
+    tokenizer converted from slow-tokenizer files must first give the original's ids on the same probes.
     """
     session = make_session(model_dir / ONNX_FILE)
     probe_sets: list[tuple[list[str], Pairs]] = [(texts, None)]
@@ -130,6 +158,7 @@ def validate_model_outputs(
         firsts, seconds = map(list, zip(*pair_probes(max_length)))
         probe_sets.append((firsts, seconds))
         pair_count = len(firsts)
+    tokenizer_ids_checked = check_converted_tokenizer(checkpoint, probe_sets)
     logit_diff = logit_share = prob_diff = 0.0
     agreement = []
     scorer = Scorer(model_dir, verify_sha256=False)
@@ -154,6 +183,8 @@ def validate_model_outputs(
         texts=len(texts),
         pairs=pair_count,
         batch_sizes=list(batch_sizes),
+        tokenizer_converted_from=checkpoint.tokenizer_converted_from,
+        tokenizer_ids_checked=tokenizer_ids_checked,
     )
     if logit_share > 1 or prob_diff > atol:
         raise ValidationError(
