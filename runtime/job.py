@@ -37,6 +37,16 @@ class OutputOptions:
     def record(self) -> dict[str, Any]:
         return asdict(self)
 
+    def scorer_options(self) -> dict[str, Any]:
+        """The options `Scorer` itself applies (the rest choose columns)."""
+        return {
+            "function_to_apply": self.function_to_apply,
+            "long_text": self.long_text,
+            "chunk_stride": self.chunk_stride,
+            "chunk_aggregate": self.chunk_aggregate,
+            "max_chunks": self.max_chunks,
+        }
+
 
 @dataclass(frozen=True)
 class FileTask:

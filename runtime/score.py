@@ -10,6 +10,8 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,24 +28,23 @@ from runtime.storage import URI_SCHEME, atomic_output, cached_model_dir, locate
 DEFAULT_MODEL = "models/default"
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def whole_number_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 0")
-    return value
+positive_int = whole_number_at_least(1)
+non_negative_int = whole_number_at_least(0)
 
 
 def seconds(text: str) -> float:
@@ -154,16 +155,8 @@ def build_job(args: argparse.Namespace) -> tuple[Job, bool | None]:
         tree=tree,
         model=args.model,
         model_dir=model_dir,
-        output=OutputOptions(
-            text_column=args.text_column,
-            text_pair_column=args.text_pair_column,
-            function_to_apply=args.function_to_apply,
-            logits=args.logits,
-            long_text=args.long_text,
-            chunk_stride=args.chunk_stride,
-            chunk_aggregate=args.chunk_aggregate,
-            max_chunks=args.max_chunks,
-        ),
+        # every output option is the flag of the same name
+        output=OutputOptions(**{option.name: getattr(args, option.name) for option in fields(OutputOptions)}),
         resume=args.resume,
         threads=args.threads,
         max_batch_rows=args.batch_size,
@@ -252,11 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=job.threads,
             max_batch_rows=job.max_batch_rows,
             max_batch_tokens=job.max_batch_tokens,
-            function_to_apply=job.output.function_to_apply,
-            long_text=job.output.long_text,
-            chunk_stride=job.output.chunk_stride,
-            chunk_aggregate=job.output.chunk_aggregate,
-            max_chunks=job.output.max_chunks,
+            **job.output.scorer_options(),
         )
         load_seconds = time.perf_counter() - started
         if job.engine == "ray":
