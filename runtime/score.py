@@ -235,8 +235,6 @@ def raise_interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    # A file-size limit (ulimit -f) must fail the write with EFBIG and one error line, not kill the process.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     started = time.perf_counter()
     try:
         job, model_cached = build_job(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.corpus import SST2_DEV  # noqa: F401  (re-exported for the tests)
+from tests.s3_server import S3Store, moto_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download; fail fast instead of retrying the hub
 
@@ -85,6 +87,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pa
         checkpoint = make_checkpoint(kind, base / f"{kind}-checkpoint")
         built[kind] = (checkpoint, export_model(checkpoint, base / f"{kind}-onnx"))
     return built
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Store]:
+    """A real S3-protocol server (moto) on 127.0.0.1 for the whole session, stopped by its process group."""
+    with moto_server() as aws_env:
+        yield S3Store(aws_env)
 
 
 def run_score(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
