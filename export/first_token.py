@@ -181,14 +181,14 @@ def whole_model_reason(model: nn.Module) -> str:
 
 
 @contextmanager
-def first_token_last_layer(model: nn.Module) -> Iterator[list[str]]:
+def first_token_last_layer(model: nn.Module, enabled: bool = True) -> Iterator[list[str]]:
     """While open, the model's last layer computes the first token only; yields what the manifest records.
 
     The model is restored on exit, so PyTorch parity is still checked against the original forward.
     """
-    found = last_layer_and_forward(model)
+    found = last_layer_and_forward(model) if enabled else None
     if found is None:
-        yield [whole_model_reason(model)]
+        yield [whole_model_reason(model) if enabled else f"{WHOLE_MODEL}: first-token last layer turned off"]
         return
     layer, forward = found
     layer.forward = forward  # an instance attribute shadows the class's forward
