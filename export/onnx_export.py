@@ -18,15 +18,16 @@ from runtime.model_dir import ONNX_FILE
 DEFAULT_OPSET = 17
 
 
-def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET) -> list[str]:
+def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET, first_token: bool = True) -> list[str]:
     """Write model.onnx, config.json and the fast tokenizer's files into `out_dir`; validation is separate.
 
-    Returns the graph optimizations applied on the way, for the manifest.
+    Returns the graph optimizations applied on the way, for the manifest. `first_token=False` exports the
+    whole last layer (the benchmark's baseline for the first-token speed-up).
     """
     logging.getLogger("optimum").setLevel(logging.ERROR)
     architecture = type(checkpoint.model).__name__
     check_exportable(checkpoint.model.config.model_type, architecture)
-    with warnings.catch_warnings(), first_token_last_layer(checkpoint.model) as optimizations:
+    with warnings.catch_warnings(), first_token_last_layer(checkpoint.model, enabled=first_token) as optimizations:
         warnings.simplefilter("ignore")  # tracer warnings about constant masks: expected for these models
         try:
             onnx_export_from_model(

@@ -96,7 +96,7 @@ class Family:
     name: str
     tokenizer_kind: str
     build_tokenizer: Callable[[], tuple[Tokenizer, type, dict]]
-    build_model: Callable[[int, dict[str, int]], torch.nn.Module]
+    build_model: Callable[[int, dict[str, int], dict[str, int]], torch.nn.Module]
 
 
 def roberta_tokenizer() -> tuple[Tokenizer, type, dict]:
@@ -173,62 +173,62 @@ def with_labels(config: object) -> object:
     return config
 
 
-def roberta_model(vocab_size: int, ids: dict[str, int]) -> torch.nn.Module:
+def roberta_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    config = RobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1, **TINY)
+    config = RobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1, **shape)
     return RobertaForSequenceClassification(with_labels(config))
 
 
-def xlm_roberta_model(vocab_size: int, ids: dict[str, int]) -> torch.nn.Module:
+def xlm_roberta_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    config = XLMRobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1, **TINY)
+    config = XLMRobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1, **shape)
     return XLMRobertaForSequenceClassification(with_labels(config))
 
 
-def deberta_v3_model(vocab_size: int, ids: dict[str, int]) -> torch.nn.Module:
+def deberta_v3_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     """DeBERTa-v3's config: relative attention (c2p, p2c), no absolute positions, no token types."""
     from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
 
     config = DebertaV2Config(
         vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH, type_vocab_size=0, relative_attention=True,
         position_buckets=32, max_relative_positions=-1, pos_att_type=["p2c", "c2p"], position_biased_input=False,
-        norm_rel_ebd="layer_norm", share_att_key=True, pad_token_id=0, **TINY,
+        norm_rel_ebd="layer_norm", share_att_key=True, pad_token_id=0, **shape,
     )
     return DebertaV2ForSequenceClassification(with_labels(config))
 
 
-def albert_model(vocab_size: int, ids: dict[str, int]) -> torch.nn.Module:
+def albert_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     from transformers import AlbertConfig, AlbertForSequenceClassification
 
     config = AlbertConfig(
         vocab_size=vocab_size, embedding_size=16, max_position_embeddings=MAX_LENGTH, pad_token_id=0,
-        bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"], **TINY,
+        bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"], **shape,
     )
     return AlbertForSequenceClassification(with_labels(config))
 
 
-def electra_model(vocab_size: int, ids: dict[str, int]) -> torch.nn.Module:
+def electra_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     from transformers import ElectraConfig, ElectraForSequenceClassification
 
-    config = ElectraConfig(vocab_size=vocab_size, embedding_size=16, max_position_embeddings=MAX_LENGTH, **TINY)
+    config = ElectraConfig(vocab_size=vocab_size, embedding_size=16, max_position_embeddings=MAX_LENGTH, **shape)
     return ElectraForSequenceClassification(with_labels(config))
 
 
-def mpnet_model(vocab_size: int, ids: dict[str, int]) -> torch.nn.Module:
+def mpnet_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     from transformers import MPNetConfig, MPNetForSequenceClassification
 
-    config = MPNetConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, pad_token_id=1, **TINY)
+    config = MPNetConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, pad_token_id=1, **shape)
     return MPNetForSequenceClassification(with_labels(config))
 
 
-def modernbert_model(vocab_size: int, ids: dict[str, int]) -> torch.nn.Module:
-    """Three layers, so both kinds run: global attention (layer 0) and sliding-window local attention."""
+def modernbert_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
+    """One more layer than the others, so both kinds run: global attention (layer 0) and sliding-window local."""
     from transformers import ModernBertConfig, ModernBertForSequenceClassification
 
     config = ModernBertConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+        vocab_size=vocab_size, **{**shape, "num_hidden_layers": shape["num_hidden_layers"] + 1},
         max_position_embeddings=MAX_LENGTH, local_attention=16, global_attn_every_n_layers=3,
         pad_token_id=ids["[PAD]"], cls_token_id=ids["[CLS]"], sep_token_id=ids["[SEP]"],
         bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"], classifier_pooling="cls", reference_compile=False,
@@ -250,14 +250,14 @@ FAMILIES = {
 }
 
 
-def make_family_checkpoint(name: str, path: Path) -> Path:
+def make_family_checkpoint(name: str, path: Path, shape: dict[str, int] = TINY) -> Path:
     """Save a seeded tiny model of family `name` and its trained tokenizer as a hub-style checkpoint dir."""
     family = FAMILIES[name]
     backend, tokenizer_class, kwargs = family.build_tokenizer()
     tokenizer = tokenizer_class(tokenizer_object=backend, model_max_length=MAX_LENGTH, **kwargs)
     ids = backend.get_vocab()
     torch.manual_seed(0)
-    model = family.build_model(backend.get_vocab_size(), ids)
+    model = family.build_model(backend.get_vocab_size(), ids, shape)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

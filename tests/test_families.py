@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoTokenizer
 
+from export.first_token import FIRST_TOKEN_LAST_LAYER, WHOLE_MODEL
 from export.probes import SEED_TEXTS, pair_probes
 from runtime import Scorer
 from runtime.model_dir import read_manifest
@@ -95,6 +96,9 @@ def test_family_manifest_and_tokenizer(family):
     assert manifest.max_length == MAX_LENGTH
     takes_token_types = name in ("albert", "electra")
     assert ("token_type_ids" in manifest.onnx_inputs) == takes_token_types
+    first_token = name not in ("deberta-v2", "modernbert")  # exported whole, and the manifest says why
+    assert (manifest.graph_optimizations == [FIRST_TOKEN_LAST_LAYER]) == first_token
+    assert manifest.graph_optimizations[0].startswith(FIRST_TOKEN_LAST_LAYER if first_token else WHOLE_MODEL)
 
 
 def test_unexportable_architecture_is_one_error_line(tmp_path):
