@@ -4,7 +4,9 @@ and (with --s3) reading and writing over S3 (a moto server on 127.0.0.1; the 400
 Streaming means memory must not grow with the row count: the bar is at most 100 MB more at 10x rows.
 The answer does not depend on the model, only the time does (the committed figures used a 2-layer DistilBERT
 built like the tests; the texts repeat SST-2 dev, so each window scores its ~872 distinct texts once).
-Usage: python -m benchmarks.memory [--model models/demo] [--s3] [--out benchmarks/results/memory.json]
+With --long-row it also runs chunk mode on a single ten-million-character row, beside a run of short rows and
+one of rows that each fill two 512-token windows, all with --long-text chunk.
+Usage: python -m benchmarks.memory [--model models/demo] [--s3] [--long-row] [--out benchmarks/results/memory.json]
 """
 
 from __future__ import annotations
@@ -83,10 +85,38 @@ def measure(store: str, model: Path, texts: list[str], scratch: Path) -> dict[in
     return results
 
 
+LONG_ROW_CHARS = 10_000_000
+
+
+def measure_long_row(model: Path, texts: list[str], scratch: Path) -> dict[str, dict[str, float]]:
+    """Peak RSS in chunk mode: short rows, rows of two windows each, and one 10-million-character row.
+
+    The huge row is cut to what its --max-chunks windows can use before it is tokenized, so it should cost what
+    256 rows of full windows cost (ONNX Runtime's activations at 512 tokens), not what its size would.
+    """
+    filler = " ".join(texts)
+    cases = {
+        "short_rows": texts[:2000],
+        "two_window_rows": [(filler[i * 997 :] + filler)[:4000] for i in range(256)],
+        "one_10m_char_row": [(filler * (LONG_ROW_CHARS // len(filler) + 1))[:LONG_ROW_CHARS]],
+    }
+    results = {}
+    for case, rows in cases.items():
+        src, dst = scratch / f"{case}.parquet", scratch / f"{case}-out.parquet"
+        pq.write_table(pa.table({"text": rows}), src)
+        command = [sys.executable, "-m", "runtime.score", str(src), str(dst), "--model", str(model), "--long-text", "chunk"]
+        results[case] = {"rows": len(rows), "characters": sum(map(len, rows)), "peak_rss_mb": round(peak_rss_mb(command), 1)}
+        chunks = pq.read_table(dst, columns=["chunks"]).column(0).to_numpy()
+        results[case]["windows"] = int(chunks.sum())
+        print(f"long text: {case}: {results[case]}")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/demo"))
     parser.add_argument("--s3", action="store_true", help="also read and write over S3 (a local moto server)")
+    parser.add_argument("--long-row", action="store_true", help="also chunk mode on one 10-million-character row")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
     args = parser.parse_args(argv)
     if not args.model.is_dir():
@@ -102,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             growths.append(growth)
             report[store] = {"rows": results, "growth_mb": round(growth, 1)}
             print(f"{store}: growth {growth:.1f} MB from {ROW_COUNTS[0]} to {ROW_COUNTS[1]} rows (limit {GROWTH_LIMIT_MB} MB)")
+        if args.long_row:
+            report["long_text_chunk_mode"] = measure_long_row(args.model, texts, Path(scratch))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -6,14 +6,16 @@ import inspect
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerFast
+from transformers.utils import cached_file
 
 from runtime.errors import InputError
+from runtime.model_dir import TOKENIZER_FILE
 
 DEFAULT_HUB = "https://huggingface.co"
 HUB_PROBE_SECONDS = 3.0
@@ -24,6 +26,8 @@ class Checkpoint:
     name: str
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
+    # the slow tokenizer's files the fast one was converted from, when the checkpoint has no tokenizer.json
+    tokenizer_converted_from: list[str] = field(default_factory=list)
 
     @property
     def forward_inputs(self) -> set[str]:
@@ -96,4 +100,28 @@ def load_checkpoint(name: str) -> Checkpoint:
         ) from None
     if not tokenizer.is_fast:
         raise InputError(f"checkpoint {name} has no fast tokenizer; the runtime needs tokenizer.json")
-    return Checkpoint(name=name, model=model.eval(), tokenizer=tokenizer)
+    converted_from = slow_tokenizer_files(name_or_path, tokenizer, local_only)
+    return Checkpoint(name=name, model=model.eval(), tokenizer=tokenizer, tokenizer_converted_from=converted_from)
+
+
+def checkpoint_file(name: str, filename: str, local_only: bool) -> str | None:
+    """Path of `filename` in a local checkpoint dir or the hub cache, None when the checkpoint lacks it."""
+    return cached_file(
+        name,
+        filename,
+        local_files_only=local_only,
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+    )
+
+
+def slow_tokenizer_files(name: str, tokenizer: PreTrainedTokenizerFast, local_only: bool) -> list[str]:
+    """The files transformers built the fast tokenizer from (spiece.model, vocab.json + merges.txt, ...).
+
+    Empty when the checkpoint ships tokenizer.json: nothing was converted. Building tokenizer.json from a
+    SentencePiece model needs the `sentencepiece` and `protobuf` packages (the export extra installs them).
+    """
+    if checkpoint_file(name, TOKENIZER_FILE, local_only):
+        return []
+    files = [file for key, file in tokenizer.vocab_files_names.items() if file != TOKENIZER_FILE]
+    return [file for file in files if checkpoint_file(name, file, local_only)]

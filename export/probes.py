@@ -46,3 +46,20 @@ def generated_texts(count: int = 872, seed: int = 0) -> list[str]:
 def agreement_texts(max_length: int, count: int = 400) -> list[str]:
     """Enough texts for a meaningful agreement rate: the probes plus generated reviews."""
     return probe_texts(max_length) + generated_texts(count)
+
+
+def pair_probes(max_length: int) -> list[tuple[str, str]]:
+    """Text pairs for models scored with a text_pair: each side long or short (longest-first truncation) or empty."""
+    long = " ".join(["terrific"] * (max_length + 40))
+    short = "The plot is thin."
+    return [
+        (SEED_TEXTS[0], SEED_TEXTS[1]),
+        ("A man is sleeping on the couch.", "Someone rests."),
+        (long, short),
+        (short, long),
+        (long, long + " and more"),
+        ("", ""),
+        ("", short),
+        (short, ""),
+        ("这部电影很好看", "Absolutely wonderful 😊👍"),
+    ]

@@ -10,6 +10,7 @@ import pyarrow.fs as pafs
 
 from runtime.activations import FunctionToApply
 from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
+from runtime.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.errors import InputError
 from runtime.storage import Location, parquet_files_under
 
@@ -28,9 +29,23 @@ class OutputOptions:
     text_pair_column: str | None = None
     function_to_apply: FunctionToApply | None = None  # None: the model's own
     logits: bool = False
+    long_text: LongText = "truncate"
+    chunk_stride: int | None = None  # None: the model's default (a quarter of a window)
+    chunk_aggregate: ChunkAggregate = "mean"
+    max_chunks: int = DEFAULT_MAX_CHUNKS
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
+
+    def scorer_options(self) -> dict[str, Any]:
+        """The options `Scorer` itself applies (the rest choose columns)."""
+        return {
+            "function_to_apply": self.function_to_apply,
+            "long_text": self.long_text,
+            "chunk_stride": self.chunk_stride,
+            "chunk_aggregate": self.chunk_aggregate,
+            "max_chunks": self.max_chunks,
+        }
 
 
 @dataclass(frozen=True)

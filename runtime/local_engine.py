@@ -35,6 +35,7 @@ class RunStats:
     rows: int = 0
     null_rows: int = 0
     truncated_rows: int = 0
+    chunked_rows: int = 0
     deduplicated_rows: int = 0
     files: int = 0
     skipped_files: int = 0
@@ -45,6 +46,7 @@ class RunStats:
         self.rows += other.rows
         self.null_rows += other.null_rows
         self.truncated_rows += other.truncated_rows
+        self.chunked_rows += other.chunked_rows
         self.deduplicated_rows += other.deduplicated_rows
         self.files += other.files
         self.skipped_files += other.skipped_files
@@ -66,6 +68,7 @@ def model_record(scorer: Scorer, options: OutputOptions) -> dict[str, Any]:
         "activation": scorer.function_to_apply,
         "quantization": manifest.quantization,
         **options.record(),
+        "long_text_policy": scorer.long_text.as_record(),  # with the model's default stride filled in
         "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": manifest.versions},
     }
 
@@ -101,7 +104,9 @@ def score_file(
         "resume_compares": list(identity),
         "started_at": now(),
     }
-    schema = output_schema(source.parquet.schema_arrow, record, scorer.function_to_apply, options.logits)
+    schema = output_schema(
+        source.parquet.schema_arrow, record, scorer.function_to_apply, options.logits, scorer.long_text.chunked
+    )
     stats = RunStats(files=1, outputs=[str(destination)])
     progress.start_file(str(source.source))
     with atomic_parquet_writer(destination, schema) as writer:
@@ -112,6 +117,7 @@ def score_file(
             stats.rows += batch.num_rows
             stats.null_rows += int((~scores.valid).sum())
             stats.truncated_rows += scores.truncated
+            stats.chunked_rows += int((scores.chunks > 1).sum())
             stats.deduplicated_rows += scores.deduplicated
         if stats.rows == 0:
             writer.write_table(schema.empty_table())
@@ -119,6 +125,7 @@ def score_file(
             rows=stats.rows,
             null_rows=stats.null_rows,
             truncated_rows=stats.truncated_rows,
+            chunked_rows=stats.chunked_rows,
             deduplicated_rows=stats.deduplicated_rows,
             finished_at=now(),
         )

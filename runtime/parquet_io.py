@@ -23,6 +23,7 @@ from runtime.storage import Location, atomic_output, temp_name
 
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
 LOGITS_COLUMN = "logits"  # with --logits
+CHUNKS_COLUMN = "chunks"  # with --long-text chunk
 FUNCTION_KEY = b"function_to_apply"  # field metadata of `score` and `probabilities`: which activation made them
 METADATA_KEY = b"runtime.score"
 READ_BUFFER_BYTES = 4 << 20
@@ -85,7 +86,7 @@ def open_input(source: Location, options: OutputOptions) -> InputFile:
     check_text_column(schema, options.text_column, source)
     if options.text_pair_column is not None:
         check_text_column(schema, options.text_pair_column, source, option="--text-pair-column")
-    added = (*OUTPUT_COLUMNS, LOGITS_COLUMN) if options.logits else OUTPUT_COLUMNS
+    added = [*OUTPUT_COLUMNS, *[CHUNKS_COLUMN] * (options.long_text == "chunk"), *[LOGITS_COLUMN] * options.logits]
     clashes = [name for name in added if name in schema.names]
     if clashes:
         raise InputError(f"input {source} already has column(s) {', '.join(clashes)}, which the output adds")
@@ -116,14 +117,20 @@ def texts_of(batch: pa.RecordBatch, text_column: str) -> list[str | None]:
 
 
 def output_schema(
-    input_schema: pa.Schema, metadata: dict[str, Any], function_to_apply: str = "softmax", with_logits: bool = False
+    input_schema: pa.Schema,
+    metadata: dict[str, Any],
+    function_to_apply: str = "softmax",
+    with_logits: bool = False,
+    with_chunks: bool = False,
 ) -> pa.Schema:
-    """Input columns unchanged and in order, then label, score, probabilities (and logits with --logits)."""
+    """Input columns unchanged and in order, then label, score, probabilities, chunks (chunk mode), logits."""
     applied = {FUNCTION_KEY: function_to_apply.encode()}
     schema = input_schema
     schema = schema.append(pa.field("label", pa.string()))
     schema = schema.append(pa.field("score", pa.float32(), metadata=applied))
     schema = schema.append(pa.field("probabilities", pa.list_(pa.float32()), metadata=applied))
+    if with_chunks:
+        schema = schema.append(pa.field(CHUNKS_COLUMN, pa.int32()))
     if with_logits:
         schema = schema.append(pa.field(LOGITS_COLUMN, pa.list_(pa.float32())))
     return schema.with_metadata({**(input_schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
@@ -144,11 +151,14 @@ def scored_batch(
 ) -> pa.RecordBatch:
     """Append the output columns the schema names; rows with no text get nulls and keep their place."""
     mask = ~scores.valid
-    label_column = pc.take(pa.array(labels, pa.string()), pa.array(scores.label_ids, mask=mask))
-    score_column = pa.array(scores.best, pa.float32(), mask=mask)
-    columns = [*batch.columns, label_column, score_column, rows_as_lists(scores.probabilities, mask)]
-    if len(schema) > len(columns):  # output_schema added the logits column
-        columns.append(rows_as_lists(scores.logits, mask))
+    outputs = {
+        "label": lambda: pc.take(pa.array(labels, pa.string()), pa.array(scores.label_ids, mask=mask)),
+        "score": lambda: pa.array(scores.best, pa.float32(), mask=mask),
+        "probabilities": lambda: rows_as_lists(scores.probabilities, mask),
+        CHUNKS_COLUMN: lambda: pa.array(scores.chunks, pa.int32(), mask=mask),
+        LOGITS_COLUMN: lambda: rows_as_lists(scores.logits, mask),
+    }
+    columns = [*batch.columns, *(outputs[name]() for name in schema.names[batch.num_columns :])]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 

@@ -10,11 +10,14 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from runtime.activations import FUNCTIONS_TO_APPLY
 from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
+from runtime.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
 from runtime.errors import InputError, first_line
 from runtime.job import DEFAULT_PROGRESS_SECONDS, Job, OutputOptions, plan_tasks
 from runtime.local_engine import RUNTIME_PACKAGES, RunStats, now, run_local
@@ -25,14 +28,23 @@ from runtime.storage import URI_SCHEME, atomic_output, cached_model_dir, locate
 DEFAULT_MODEL = "models/default"
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def whole_number_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number_at_least(1)
+non_negative_int = whole_number_at_least(0)
 
 
 def seconds(text: str) -> float:
@@ -45,8 +57,15 @@ def seconds(text: str) -> float:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad usage is one `error:` line and exit code 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m runtime.score", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m runtime.score", description=__doc__.splitlines()[0])
     where = "a path or a URI (s3://, gs://, hdfs://, abfs://, file://)"
     parser.add_argument("input", metavar="IN", help=f"Parquet file or directory of Parquet files: {where}")
     parser.add_argument("output", metavar="OUT", help="Parquet file, or directory when IN is one")
@@ -64,6 +83,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="softmax, sigmoid or none (raw logits) in score/probabilities (default: the model's)",
     )
     parser.add_argument("--logits", action="store_true", help="add a logits column (the raw model outputs)")
+    parser.add_argument(
+        "--long-text",
+        choices=LONG_TEXT_MODES,
+        default="truncate",
+        help="texts past the max length: truncate (the pipeline's way) or chunk into overlapping windows",
+    )
+    parser.add_argument(
+        "--chunk-stride",
+        type=non_negative_int,
+        default=None,
+        help="tokens consecutive windows share in chunk mode (default: a quarter of the model's max length)",
+    )
+    parser.add_argument(
+        "--chunk-aggregate", choices=CHUNK_AGGREGATES, default="mean", help="mean or max of the windows' scores"
+    )
+    parser.add_argument(
+        "--max-chunks",
+        type=positive_int,
+        default=DEFAULT_MAX_CHUNKS,
+        help=f"windows per text at most; the rest is dropped and counted as truncated (default {DEFAULT_MAX_CHUNKS})",
+    )
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_ROWS, help="max rows per batch")
     parser.add_argument(
@@ -100,11 +140,13 @@ def build_job(args: argparse.Namespace) -> tuple[Job, bool | None]:
     if args.engine == "ray":
         if not (source.is_local and destination.is_local):
             raise InputError("--engine ray takes local paths (or a shared filesystem) for IN and OUT; use --engine local")
-        if args.text_pair_column or args.function_to_apply or args.logits:
+        if args.text_pair_column or args.function_to_apply or args.logits or args.long_text == "chunk":
             raise InputError(
-                "--engine ray does not take --text-pair-column, --function-to-apply or --logits yet; "
-                "use --engine local"
+                "--engine ray does not take --text-pair-column, --function-to-apply, --logits or --long-text "
+                "chunk yet; use --engine local"
             )
+    if args.text_pair_column and args.long_text == "chunk":
+        raise InputError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
     model_dir, model_cached = model_dir_of(args.model)
     job = Job(
         source=source,
@@ -113,12 +155,8 @@ def build_job(args: argparse.Namespace) -> tuple[Job, bool | None]:
         tree=tree,
         model=args.model,
         model_dir=model_dir,
-        output=OutputOptions(
-            text_column=args.text_column,
-            text_pair_column=args.text_pair_column,
-            function_to_apply=args.function_to_apply,
-            logits=args.logits,
-        ),
+        # every output option is the flag of the same name
+        output=OutputOptions(**{option.name: getattr(args, option.name) for option in fields(OutputOptions)}),
         resume=args.resume,
         threads=args.threads,
         max_batch_rows=args.batch_size,
@@ -141,6 +179,7 @@ def summary_record(
         "rows": stats.rows,
         "null_rows": stats.null_rows,
         "truncated_rows": stats.truncated_rows,
+        "chunked_rows": stats.chunked_rows,
         "deduplicated_rows": stats.deduplicated_rows,
         "files_done": stats.files,
         "files_skipped": stats.skipped_files,
@@ -166,6 +205,7 @@ def summary(record: dict[str, Any], tree: bool) -> str:
     skipped = f", {record['files_skipped']} file(s) already done" if record["files_skipped"] else ""
     files = f" in {record['files_done']} file(s){skipped}" if tree else ""
     repeats = f", {record['deduplicated_rows']} deduplicated" if record["deduplicated_rows"] else ""
+    chunked = f", {record['chunked_rows']} chunked" if record["chunked_rows"] else ""
     cached = {True: ", cached", False: ", copied to the cache", None: ""}[record["model_cached"]]
     orphans = record["orphaned_outputs"]
     stale = (
@@ -176,7 +216,7 @@ def summary(record: dict[str, Any], tree: bool) -> str:
     )
     return (
         f"scored {record['rows']} rows{files} ({record['null_rows']} null, {record['truncated_rows']} truncated"
-        f"{repeats}) in {record['seconds']:.1f} s ({record['load_seconds']:.1f} s model load), "
+        f"{chunked}{repeats}) in {record['seconds']:.1f} s ({record['load_seconds']:.1f} s model load), "
         f"{record['rows_per_second']:,.0f} rows/s; model {record['model']} (sha256 {record['model_sha256'][:12]}"
         f"{cached}); wrote {record['output']}{stale}"
     )
@@ -203,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=job.threads,
             max_batch_rows=job.max_batch_rows,
             max_batch_tokens=job.max_batch_tokens,
-            function_to_apply=job.output.function_to_apply,
+            **job.output.scorer_options(),
         )
         load_seconds = time.perf_counter() - started
         if job.engine == "ray":

@@ -11,6 +11,8 @@ import numpy as np
 
 from runtime.activations import FunctionToApply, activate, checked_function
 from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS, plan_batches
+from runtime.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText, LongTextPolicy, aggregate_windows
+from runtime.errors import InputError
 from runtime.model_dir import TOKENIZER_FILE
 from runtime.session import OnnxModel
 from runtime.tokenization import Encoded, TextEncoder, right_pad
@@ -19,13 +21,17 @@ PipelineInput = str | Mapping[str, str]
 
 # The pipeline without `top_k` returns one dict per text; with any `top_k` (even 1) a list per text.
 LEGACY_TOP_K = object()
+# Chunk mode tokenizes and scores a window's rows in groups of about this many characters, so a window of
+# very long rows holds a bounded number of token windows at a time.
+GROUP_CHARS = 4 << 20
 
 
 @dataclass
 class Scores:
     """Scores for a window of texts, in input order; rows whose text (or pair) was None have `valid` False.
 
-    `probabilities` are the logits after the scorer's function_to_apply (the raw logits when it is "none").
+    `probabilities` are the logits after the scorer's function_to_apply (the raw logits when it is "none");
+    in chunk mode both are aggregated over the row's `chunks` windows (0 for a None row).
     """
 
     label_ids: np.ndarray
@@ -33,6 +39,7 @@ class Scores:
     logits: np.ndarray
     valid: np.ndarray
     truncated: int
+    chunks: np.ndarray
     deduplicated: int = 0  # rows whose item repeated an earlier one of the window: scored once, result copied
 
     @property
@@ -70,6 +77,8 @@ class Scorer(OnnxModel):
     """A drop-in for `pipeline("text-classification")` that runs an exported model with ONNX Runtime.
 
     `function_to_apply` (softmax, sigmoid or none) overrides the manifest's, as the pipeline's parameter does.
+    `long_text="chunk"` scores texts past the max length as windows overlapping by `chunk_stride` tokens
+    (default: a quarter of a window), aggregated by `chunk_aggregate` (mean or max), at most `max_chunks` each.
 
     >>> Scorer("models/demo")(["I love it"])
     [{'label': 'POSITIVE', 'score': 0.99...}]
@@ -85,14 +94,21 @@ class Scorer(OnnxModel):
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         verify_sha256: bool = True,
         function_to_apply: FunctionToApply | None = None,
+        long_text: LongText = "truncate",
+        chunk_stride: int | None = None,
+        chunk_aggregate: ChunkAggregate = "mean",
+        max_chunks: int = DEFAULT_MAX_CHUNKS,
     ) -> None:
         super().__init__(model_dir, threads=threads, verify_sha256=verify_sha256)
         self.function_to_apply = checked_function(function_to_apply or self.manifest.activation)
         self.labels = self.manifest.labels
         self.max_batch_rows = max_batch_rows
         self.max_batch_tokens = max_batch_tokens
+        tokenizer_path, max_length = self.model_dir / TOKENIZER_FILE, self.manifest.max_length
+        window_tokens = TextEncoder(tokenizer_path, max_length, self.manifest.pad_token_id).window_tokens
+        self.long_text = LongTextPolicy(long_text, chunk_stride, chunk_aggregate, max_chunks).for_model(window_tokens)
         self.encoder = TextEncoder(
-            self.model_dir / TOKENIZER_FILE, self.manifest.max_length, self.manifest.pad_token_id
+            tokenizer_path, max_length, self.manifest.pad_token_id, self.long_text.stride, self.long_text.max_chunks
         )
 
     def __call__(
@@ -129,6 +145,8 @@ class Scorer(OnnxModel):
         Each distinct item is scored once and its result copied to its repeats (review and ticket tables repeat
         short texts a lot). `on_rows` hears how many of the window's rows each model batch finished.
         """
+        if pairs is not None and self.long_text.chunked:
+            raise InputError("chunk mode scores single texts; score text pairs with long_text='truncate'")
         present_pairs = pairs if pairs is not None else [""] * len(texts)
         valid = np.fromiter(
             (text is not None and pair is not None for text, pair in zip(texts, present_pairs)),
@@ -138,29 +156,42 @@ class Scorer(OnnxModel):
         present = np.flatnonzero(valid)
         firsts, copies = distinct([(texts[i], present_pairs[i]) for i in present])
         unique = present[firsts]
-        encoded = self.preprocess(
-            [texts[i] for i in unique], None if pairs is None else [pairs[i] for i in unique]
-        )
         repeats = np.bincount(copies, minlength=len(unique))
-        unique_logits = np.zeros((len(unique), len(self.labels)), dtype=np.float32)
-        for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
-            unique_logits[batch] = self._forward(encoded, batch)
-            if on_rows is not None:
-                on_rows(int(repeats[batch].sum()))
+        logits = np.zeros((len(unique), len(self.labels)), dtype=np.float32)
+        probabilities = np.zeros_like(logits)
+        chunks = np.zeros(len(unique), dtype=np.int32)
+        truncated = np.zeros(len(unique), dtype=bool)
+        for group in self.row_groups(texts, unique):
+            rows = unique[group]
+            encoded = self.preprocess([texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows])
+            window_logits = np.empty((len(encoded.ids), len(self.labels)), dtype=np.float32)
+            last_window = np.r_[encoded.rows[1:] != encoded.rows[:-1], True]
+            for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
+                window_logits[batch] = self._forward(encoded, batch)
+                if on_rows is not None:
+                    on_rows(int(repeats[group[encoded.rows[batch[last_window[batch]]]]].sum()))
+            logits[group], probabilities[group] = self.postprocess(window_logits, encoded.rows, len(group))
+            chunks[group] = encoded.chunks
+            truncated[group] = encoded.truncated
         if on_rows is not None and len(present) < len(texts):
             on_rows(len(texts) - len(present))
-        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        logits[present] = unique_logits[copies]
-        probabilities = self.postprocess(logits)
-        probabilities[~valid] = 0.0
         return Scores(
-            label_ids=probabilities.argmax(axis=1),
-            probabilities=probabilities,
-            logits=logits,
+            label_ids=scatter(probabilities, present, copies, len(texts)).argmax(axis=1),
+            probabilities=scatter(probabilities, present, copies, len(texts)),
+            logits=scatter(logits, present, copies, len(texts)),
             valid=valid,
-            truncated=int(encoded.truncated[copies].sum()),
+            truncated=int(truncated[copies].sum()),
+            chunks=scatter(chunks, present, copies, len(texts)),
             deduplicated=len(present) - len(unique),
         )
+
+    def row_groups(self, texts: Sequence[str | None], rows: np.ndarray) -> list[np.ndarray]:
+        """Positions in `rows`: all at once, or in chunk mode groups of about GROUP_CHARS characters each."""
+        if not self.long_text.chunked:
+            return [np.arange(len(rows))]
+        sizes = np.fromiter((min(len(texts[i]), self.encoder.char_budget) for i in rows), dtype=np.int64, count=len(rows))
+        group_of_row = (np.cumsum(sizes) - sizes) // GROUP_CHARS
+        return [np.flatnonzero(group_of_row == group) for group in np.unique(group_of_row)]
 
     def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         return self.encoder.encode(texts, pairs)
@@ -173,5 +204,17 @@ class Scorer(OnnxModel):
             feed["token_type_ids"] = right_pad([encoded.type_ids[i] for i in batch], length, 0)
         return self.run(feed)
 
-    def postprocess(self, logits: np.ndarray) -> np.ndarray:
-        return activate(logits, self.function_to_apply)
+    def postprocess(self, window_logits: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, probabilities) per row: the windows' values, aggregated per row in chunk mode."""
+        how = self.long_text.aggregate
+        window_probabilities = activate(window_logits, self.function_to_apply)
+        return aggregate_windows(window_logits, rows, n_rows, how), aggregate_windows(
+            window_probabilities, rows, n_rows, how
+        )
+
+
+def scatter(values: np.ndarray, present: np.ndarray, copies: np.ndarray, n_rows: int) -> np.ndarray:
+    """Per-distinct-item values back to every row of the window (zeros where the row had no text)."""
+    result = np.zeros((n_rows, *values.shape[1:]), dtype=values.dtype)
+    result[present] = values[copies]
+    return result

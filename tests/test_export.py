@@ -45,7 +45,9 @@ def test_validation_fails_loudly_beyond_tolerance(models):
     checkpoint = load_checkpoint(str(checkpoint_dir))
     manifest = read_manifest(model_dir)
     with pytest.raises(ValidationError, match="tolerance"):
-        validate_model_outputs(checkpoint, model_dir, manifest.probes, manifest.activation, 512, atol=0.0)
+        validate_model_outputs(
+            checkpoint, model_dir, manifest.probes, manifest.activation, 512, atol=0.0, rtol=0.0
+        )
 
 
 def hf_cache_has(checkpoint: str) -> bool:

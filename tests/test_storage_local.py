@@ -81,7 +81,7 @@ def test_output_is_fsynced_before_the_rename_and_its_directory_after(model_dir, 
     command = ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o", str(trace)]
     command += [sys.executable, "-m", "runtime.score", str(src), str(out), "--model", str(model_dir)]
     assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300).returncode == 0
-    calls = [line.split(" ", 1)[1] for line in trace.read_text().splitlines() if "pycache" not in line]
+    calls = [line.split(None, 1)[1] for line in trace.read_text().splitlines() if "pycache" not in line]  # "PID  call"
     temp_sync = next(i for i, call in enumerate(calls) if call.startswith("fsync(") and ".out.parquet.tmp-" in call)
     rename = next(i for i, call in enumerate(calls) if call.startswith("rename") and f'"{out}"' in call)
     dir_sync = next(i for i, call in enumerate(calls) if call.startswith("fsync(") and f"<{out.parent}>" in call)

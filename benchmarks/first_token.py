@@ -1,0 +1,93 @@
+"""Speed-up of the first-token last layer per encoder family, measured side by side in one run.
+
+For each family a seeded model of one shape (6 layers, 384 wide, 12 heads: MiniLM's) with the test suite's
+trained tokenizer of its kind is exported
+twice, with the last layer computed for the first token only and whole, and the same texts are scored with
+each through `Scorer`, alternating runs. The ratio is what the optimization buys for that family.
+Usage: python -m benchmarks.first_token [--rows N] [--families roberta albert ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks.corpus import benchmark_texts
+from benchmarks.machine import cpu_flags
+from runtime.scorer import Scorer
+from runtime.session import default_threads
+from tests.families import make_family_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES_WITH_FIRST_TOKEN = ["roberta", "xlm-roberta", "electra", "albert", "mpnet"]
+SHAPE = {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6, "num_attention_heads": 12}
+
+
+def export_both(checkpoint_dir: Path, out: Path) -> dict[str, Path]:
+    """model dirs with and without the first-token last layer (unvalidated: speed only; tests prove exactness)."""
+    from export.build import build_manifest
+    from export.checkpoint import load_checkpoint
+    from export.onnx_export import export
+
+    checkpoint = load_checkpoint(str(checkpoint_dir))
+    dirs = {}
+    for variant, first_token in (("first_token", True), ("whole", False)):
+        dirs[variant] = out / variant
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optimizations = export(checkpoint, dirs[variant], first_token=first_token)
+        manifest = build_manifest(checkpoint, dirs[variant])
+        manifest.graph_optimizations = optimizations
+        manifest.write(dirs[variant])
+    return dirs
+
+
+def rates(dirs: dict[str, Path], texts: list[str], repeats: int, threads: int) -> dict[str, float]:
+    """Best-of-`repeats` sentences/s per variant, runs alternating so drifts in host load hit both alike."""
+    scorers = {variant: Scorer(path, threads=threads) for variant, path in dirs.items()}
+    best = dict.fromkeys(scorers, 0.0)
+    for scorer in scorers.values():
+        scorer.score(texts[:32])  # warm-up
+    for _ in range(repeats):
+        for variant, scorer in scorers.items():
+            start = time.perf_counter()
+            scorer.score(texts)
+            best[variant] = max(best[variant], len(texts) / (time.perf_counter() - start))
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=872)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--families", nargs="+", default=FAMILIES_WITH_FIRST_TOKEN, choices=FAMILIES_WITH_FIRST_TOKEN)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    threads = default_threads()
+    base = benchmark_texts()
+    texts = [base[i % len(base)] for i in range(args.rows)]
+    report = {"machine": {"cpu": cpu_flags()["model"], "cores": threads}, "shape": SHAPE, "rows": args.rows, "families": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.families:
+            checkpoint = make_family_checkpoint(name, Path(scratch) / name / "checkpoint", SHAPE)
+            dirs = export_both(checkpoint, Path(scratch) / name)
+            measured = rates(dirs, texts, args.repeats, threads)
+            speedup = measured["first_token"] / measured["whole"]
+            report["families"][name] = {**{k: round(v, 1) for k, v in measured.items()}, "speedup": round(speedup, 3)}
+            print(f"  {name:<12} whole {measured['whole']:7.1f}/s  first-token {measured['first_token']:7.1f}/s  x{speedup:.3f}", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "first_token.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out / 'first_token.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
