@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"{name} ({size_mb:.1f} MB): {plain_s * 1000:.0f} ms -> {durable_s * 1000:.0f} ms with fsync")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"directory": str(args.dir.resolve()), "results": results}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"directory": str(args.dir), "results": results}, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 
