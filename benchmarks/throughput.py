@@ -236,7 +236,7 @@ def bench_model(
 def model_dirs_for(name: str) -> tuple[Path, dict[str, Path], dict]:
     """Checkpoint, fp32/int8 model dirs (built when missing) and the int8 export's outcome."""
     from export.build import build_model_dir
-    from export.quantize import QuantizationError
+    from export.errors import QuantizationError
 
     if name == "demo":
         checkpoint, fp32_dir = ROOT / "models" / "demo-checkpoint", ROOT / "models" / "demo"
