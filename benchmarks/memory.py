@@ -55,9 +55,9 @@ def peak_rss_mb(command: list[str], env: dict[str, str] | None = None) -> float:
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True, env=env
-    )
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     return int(result.stdout.split()[-1]) / 1024
 
 

@@ -203,7 +203,7 @@ def summary_record(
 def summary(record: dict[str, Any], tree: bool) -> str:
     """One line: what was scored, how fast, with which model, where to, and what needs a look."""
     skipped = f", {record['files_skipped']} file(s) already done" if record["files_skipped"] else ""
-    files = f" in {record['files_done']} file(s){skipped}" if tree else ""
+    files = f" in {record['files_done']} file(s){skipped}" if tree else skipped
     repeats = f", {record['deduplicated_rows']} deduplicated" if record["deduplicated_rows"] else ""
     chunked = f", {record['chunked_rows']} chunked" if record["chunked_rows"] else ""
     cached = {True: ", cached", False: ", copied to the cache", None: ""}[record["model_cached"]]

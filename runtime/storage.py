@@ -104,12 +104,11 @@ def parquet_files_under(root: Location) -> list[str]:
     selector = pafs.FileSelector(root.path, recursive=True)
     infos = root.filesystem.get_file_info(selector)
     prefix = f"{root.path.rstrip('/')}/"
-    relatives = sorted(
+    return sorted(
         info.path[len(prefix) :]
         for info in infos
         if info.type == pafs.FileType.File and info.path.endswith(PARQUET_SUFFIX)
     )
-    return relatives
 
 
 def temp_name(name: str) -> str:
@@ -180,6 +179,10 @@ def discard(location: Location) -> None:
         location.filesystem.delete_file(location.path)
 
 
+def write_failure(out: Location, exc: BaseException) -> InputError:
+    return InputError(f"could not write {out} ({first_line(exc)}); {out} was left as it was")
+
+
 @contextmanager
 def atomic_output(out: Location) -> Iterator[pa.NativeFile]:
     """A stream whose bytes appear at OUT only if the block finishes; otherwise OUT stays as it was.
@@ -193,15 +196,18 @@ def atomic_output(out: Location) -> Iterator[pa.NativeFile]:
     A write that fails (disk full, file too large, store refusing) is an InputError naming OUT and the cause.
     """
     staging = out.sibling(temp_name(out.name))
-    make_parents(out)
-    stream = out.filesystem.open_output_stream(staging.path)
+    try:
+        make_parents(out)
+        stream = out.filesystem.open_output_stream(staging.path)
+    except (OSError, pa.ArrowException) as exc:
+        raise write_failure(out, exc) from None
     try:
         try:
             yield stream
             stream.close()
             publish(staging, out)
         except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"could not write {out} ({first_line(exc)}); {out} was left as it was") from None
+            raise write_failure(out, exc) from None
     except BaseException:
         with suppress(OSError, pa.ArrowException):
             stream.close()
