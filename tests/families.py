@@ -8,7 +8,7 @@ DeBERTa, WordPiece for ELECTRA and MPNet. Special tokens, their ids and the pad 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,18 +43,20 @@ def template(cls: str, sep: str, pair_sep: str, ids: dict[str, int], second_type
     )
 
 
-def byte_level_bpe(specials: list[str], specials_last: bool = False) -> Tokenizer:
+def byte_level_bpe(
+    specials: list[str], specials_last: bool = False, texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE
+) -> Tokenizer:
     """GPT-2-style byte-level BPE; ModernBERT (OLMo's vocabulary) appends its specials after the merges."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=[] if specials_last else specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(corpus(), trainer)
+    tokenizer.train_from_iterator(corpus() if texts is None else texts, trainer)
     if specials_last:
         tokenizer.add_special_tokens(specials)
     return tokenizer
@@ -99,11 +101,11 @@ class Family:
     build_model: Callable[[int, dict[str, int], dict[str, int]], torch.nn.Module]
 
 
-def roberta_tokenizer() -> tuple[Tokenizer, type, dict]:
+def roberta_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE) -> tuple[Tokenizer, type, dict]:
     from transformers import RobertaTokenizerFast
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tokenizer = byte_level_bpe(specials)
+    tokenizer = byte_level_bpe(specials, texts=texts, vocab_size=vocab_size)
     tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False)
     return tokenizer, RobertaTokenizerFast, {}
 
