@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import uuid
@@ -56,7 +59,10 @@ QUIET_ENV = {
     "RAY_DATA_LOG_LEVEL": "ERROR",
 }
 QUIET_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")
-MAX_SOCKET_PREFIX = 40  # Ray's session dir holds Unix sockets, whose paths must stay under ~107 bytes
+MAX_SOCKET_PREFIX = 40
+LOOPBACK = "127.0.0.1"
+LOOPBACK_ONLY_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+JOIN_TIMEOUT_SECONDS = 10  # Ray's session dir holds Unix sockets, whose paths must stay under ~107 bytes
 
 
 class _Totals:
@@ -179,25 +185,93 @@ def ray_temp_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="ray-score-", dir=base))
 
 
-def start_ray(ray: Any, address: str | None) -> Path | None:
-    """Join `address` (or $RAY_ADDRESS) if given, else start a private local cluster on this host's cores."""
+def loopback_host(address: str) -> str | None:
+    """The host of a `host:port` address when it is a loopback address, else None."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return host
+    try:
+        return host if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        return None
+
+
+def private_instance_env() -> dict[str, str]:
+    """The environment that keeps the private instance to itself: loopback only, and a fresh token.
+
+    With cluster mode off (a switch Ray has for Windows and macOS), Ray takes the loopback address as the node's
+    and binds every process's servers to it. RAY_AUTH_TOKEN outranks any token file, so the user's own
+    ~/.ray/auth_token is neither used nor created. Children inherit the token through their environment, which
+    only this user can read; it never appears on a command line or in a log.
+    """
+    return {
+        LOOPBACK_ONLY_VAR: "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_urlsafe(32),
+    }
+
+
+def check_cluster(ray: Any, address: str) -> None:
+    """Fail in seconds, with what to do, where ray.init would retry a refused token for 20 s or hang on no answer."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=JOIN_TIMEOUT_SECONDS).close()
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"cannot reach the Ray cluster at {address} ({first_line(exc)}); check --ray-address or RAY_ADDRESS"
+        ) from None
+    try:
+        ray._raylet.GcsClient(address=address)  # one authenticated call to the head's GCS
+    except ray.exceptions.AuthenticationError:
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            raise InputError(
+                f"the Ray cluster at {address} requires token authentication: set RAY_AUTH_MODE=token and the "
+                "cluster's token in RAY_AUTH_TOKEN (or in the file named by RAY_AUTH_TOKEN_PATH)"
+            ) from None
+        raise InputError(
+            f"the Ray cluster at {address} refused the token (from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+            "~/.ray/auth_token); set the token the cluster was started with"
+        ) from None
+    except ray.exceptions.RpcError as exc:
+        raise InputError(f"no Ray cluster answers at {address} ({first_line(exc)})") from None
+
+
+def start_ray(address: str | None) -> tuple[Any, Path | None]:
+    """Join `address` (or $RAY_ADDRESS) if given, else start a private local instance on this host's cores.
+
+    Returns the ray module and the private instance's temp dir (None when joining). Ray reads its environment
+    when it is imported, so it is imported here, after the environment is set.
+    """
     quiet_ray()
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        if loopback_host(address):  # else Ray swaps in this host's address, which a loopback cluster never answers
+            os.environ[LOOPBACK_ONLY_VAR] = "0"
+        ray = import_ray()
+        if "://" not in address and address != "auto":
+            check_cluster(ray, address)
         try:
             ray.init(address=address, **common)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise InputError(f"cannot join the Ray cluster at {address} ({first_line(exc)})") from None
-        return None
+        return ray, None
+    os.environ.update(private_instance_env())
+    ray = import_ray()
     temp_dir = ray_temp_dir()
     try:
-        ray.init(address="local", num_cpus=default_threads(), _temp_dir=str(temp_dir), **common)
+        ray.init(
+            address="local",
+            num_cpus=default_threads(),
+            _node_ip_address=LOOPBACK,
+            _temp_dir=str(temp_dir),
+            **common,
+        )
     except BaseException:
         reap_leftovers(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
-    return temp_dir
+    return ray, temp_dir
 
 
 def reap_leftovers(temp_dir: Path) -> None:
@@ -216,6 +290,13 @@ def reap_leftovers(temp_dir: Path) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
         except OSError:  # gone already, or not ours to inspect
             continue
+
+
+def shutdown_ray() -> None:
+    """Disconnect (and stop a private instance) if Ray got as far as starting."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def quiet_data_context(ray: Any) -> None:
@@ -355,7 +436,6 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
     sources, input_schema, total_rows = plan_inputs(src, args.text_column)
     if args.resume and already_done(out, scorer):
         return RunStats(skipped_files=len(sources))
-    ray = import_ray()
 
     record = {**model_record(scorer, args.text_column), "engine": "ray", "input": str(src), "started_at": now()}
     schema = output_schema(input_schema, record)
@@ -367,7 +447,7 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
         with captured_stderr(log), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                temp_dir = start_ray(ray, args.ray_address)
+                ray, temp_dir = start_ray(args.ray_address)
                 quiet_data_context(ray)
                 truncated = score_on_cluster(ray, args, scorer, sources, schema, staging)
             except Exception as exc:
@@ -378,8 +458,7 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
                     error = find_corrupt_file(sources, args.text_column) or error
                 raise error from None
             finally:
-                if ray.is_initialized():
-                    ray.shutdown()
+                shutdown_ray()
         staging.mkdir(exist_ok=True)  # an all-empty input writes no part files
         parts = written_files(staging)
         rows, null_rows = count_output(parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import ROOT, SST2_DEV, assert_clean_error, corrupt_middle, score as run_cli, write
+from tests.ray_processes import is_loopback, run_watched
 
 pytest.importorskip("ray.data")
 
@@ -76,8 +78,14 @@ def scored(model_dir, tmp_path_factory):
         write(in_dir / name, table, row_group_size=128)
         next_id += rows
     ray_out, local_out = base / "out-ray", base / "out-local"
+    home = tmp_path_factory.mktemp("home")  # where Ray 2.60 would save a token it generates (~/.ray/auth_token)
     started = time.perf_counter()
-    ray_run = score(model_dir, in_dir, ray_out, "--engine", "ray")
+    ray_run, seen = run_watched(
+        [sys.executable, "-m", "runtime.score", str(in_dir), str(ray_out), "--model", str(model_dir), "--engine", "ray"],
+        cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}, "HOME": str(home)},
+        timeout=RAY_TIMEOUT,
+    )
     seconds = time.perf_counter() - started
     local_run = score(model_dir, in_dir, local_out)
     assert local_run.returncode == 0, local_run.stderr
@@ -89,7 +97,34 @@ def scored(model_dir, tmp_path_factory):
         "ray_out": ray_out,
         "local_out": local_out,
         "seconds": seconds,
+        "seen": seen,
+        "home": home,
     }
+
+
+def test_private_instance_listens_on_loopback_only(scored):
+    seen = scored["seen"]
+    # the run was watched: the GCS, the raylet and the scoring workers all showed their sockets
+    assert {"gcs_server", "raylet"} <= seen.names() and any(name.startswith("ray::") for name in seen.names()), seen
+    exposed = sorted((name, host, port) for name, host, port in seen.listening if not is_loopback(host))
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+def test_private_instance_uses_a_fresh_token_that_is_never_shown(scored):
+    seen = scored["seen"]
+    assert {mode for _, _, mode in seen.auth_modes} == {"token"}, f"GCS and raylet modes: {seen.auth_modes}"
+    assert len(seen.tokens) == 1, "every Ray process of the run shares one token, from its environment"
+    token = next(iter(seen.tokens))
+    assert len(token) >= 32
+    assert seen.log_texts, "the run's Ray logs were read while it ran"
+    places = {"stdout": scored["ray"].stdout, "stderr": scored["ray"].stderr, **{str(k): v for k, v in seen.log_texts.items()}}
+    places.update({f"command line {i}": line for i, line in enumerate(seen.command_lines)})
+    assert not [place for place, text in places.items() if token in text]
+    assert not (scored["home"] / ".ray").exists(), "no token file was written into the user's home"
+
+
+def test_no_ray_process_outlives_the_run(scored):
+    assert scored["seen"].leftovers == []
 
 
 def test_ray_run_succeeds_with_one_quiet_summary_line(scored):
