@@ -74,8 +74,9 @@ def score_file(
     text_column: str,
     window_rows: int = DEFAULT_WINDOW_ROWS,
     on_rows: Callable[[int], None] = lambda rows: None,
+    rows: range | None = None,
 ) -> RunStats:
-    """Stream `src` (opened and checked by `open_input`) window by window into `dst`, atomically.
+    """Stream `src` (opened and checked by `open_input`; only `rows` of it, if given) into `dst`, atomically.
 
     Memory does not grow with the file: only one window of rows is held at a time.
     """
@@ -83,7 +84,7 @@ def score_file(
     schema = output_schema(parquet.schema_arrow, record)
     stats = RunStats(files=1, outputs=[dst])
     with atomic_parquet_writer(dst, schema) as writer:
-        for batch in read_batches(parquet, src, window_rows):
+        for batch in read_batches(parquet, src, window_rows, rows):
             scores = scorer.score(texts_of(batch, text_column))
             writer.write_batch(scored_batch(batch, schema, scorer.labels, scores))
             stats.rows += batch.num_rows

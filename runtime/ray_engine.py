@@ -1,9 +1,15 @@
-"""The Ray engine: `ray.data.read_parquet` -> an actor pool of Scorers -> `write_parquet`, published atomically.
+"""The Ray engine: an actor pool of Scorers, each scoring slices of the input files into part files.
 
-Each actor loads the model once and scores windows of rows; Ray does not keep row order, so every input
-column is carried through and rows join back on the caller's own id column. Everything that can be checked
-is checked in the driver before Ray starts (every file's text column, one common schema); whatever still
-fails on the cluster (a corrupt page, a model dir that differs on some node) becomes one InputError.
+Every input file gives one output file at the same relative path, as with the local engine, made by the same
+`score_file` with the same footer record, so `--resume` works per file on both engines. A file is cut into
+slices of rows ("units") so that one big file keeps every actor busy; each unit is written atomically into a
+private staging dir, and once all units of a file are in, the driver publishes the file atomically: renamed
+into place when it was one unit, else the parts merged in order (so row order is kept).
+
+A scoring actor that dies (killed, OOM, its node lost) is restarted by Ray and its unit retried; a retried unit
+rewrites its own part file, so every row lands exactly once. Everything that can be checked is checked in the
+driver before Ray starts (every file's text column); whatever still fails on the cluster (a corrupt page, a
+model dir that differs on some node) becomes one InputError.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
-import json
 import logging
+import json
+import math
 import os
 import secrets
 import shutil
@@ -23,6 +30,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,71 +38,61 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime.errors import InputError
-from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, list_parquet_files, model_record, now
+from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, already_scored, now, plan_tree, score_file
 from runtime.parquet_io import (
     METADATA_KEY,
-    OUTPUT_COLUMNS,
     atomic_parquet_writer,
     first_line,
     open_input,
-    output_schema,
     read_batches,
     read_metadata,
-    scored_batch,
     temp_path_for,
-    texts_of,
 )
 from runtime.scorer import Scorer
 from runtime.session import default_threads
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install '.[ray]'"
-# An actor reserves only part of the CPUs its threads use: actors that reserve whole CPUs leave nothing for
-# Ray Data's own read and write tasks, and on a small machine the job then waits forever.
+# Actors reserve part of a CPU: an actor restarted after its node was lost then still finds room on the nodes
+# that are left (which it shares for a while) instead of waiting forever for a free CPU.
 ACTOR_CPU_SHARE = 0.5
-# Ray's own chatter (usage stats, unhandled-error reports, Ray Data's INFO logs) must not drown the summary line;
-# workers' output never reaches the driver (log_to_driver=False) and fd 2 is captured while Ray runs.
-QUIET_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_IGNORE_UNHANDLED_ERRORS": "1",
-    "RAY_DATA_LOG_LEVEL": "ERROR",
-}
-QUIET_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")
-MAX_SOCKET_PREFIX = 40
+# A unit is retried on a fresh actor this often when its actor dies (killed, out of memory, node lost).
+MAX_RESTARTS = 3
+# Units: about this many per actor, so that actors finish together and a lost actor costs little work ...
+UNITS_PER_ACTOR = 4
+# ... but never so small that per-unit costs (a part file, a task) show, nor so big that a retry costs minutes.
+MIN_UNIT_ROWS = DEFAULT_WINDOW_ROWS
+MAX_UNIT_ROWS = 16 * DEFAULT_WINDOW_ROWS
+# Ray's own chatter (usage stats, unhandled-error reports) must not drown the summary line; workers' output never
+# reaches the driver (log_to_driver=False) and fd 2 is captured while Ray runs.
+QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_IGNORE_UNHANDLED_ERRORS": "1"}
+QUIET_LOGGERS = ("ray",)
+MAX_SOCKET_PREFIX = 40  # Ray's session dir holds Unix sockets, whose paths must stay under ~107 bytes
 LOOPBACK = "127.0.0.1"
 LOOPBACK_ONLY_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-JOIN_TIMEOUT_SECONDS = 10  # Ray's session dir holds Unix sockets, whose paths must stay under ~107 bytes
+JOIN_TIMEOUT_SECONDS = 10
 
 
-class _Totals:
-    """A tiny counter actor: what the output cannot tell us (truncated texts) is reported here."""
+@dataclass(frozen=True)
+class Unit:
+    """Rows `rows` (all when None) of input `src`, scored into the part file `part`."""
 
-    def __init__(self) -> None:
-        self.truncated = 0
-
-    def add(self, truncated: int) -> None:
-        self.truncated += truncated
-
-    def total(self) -> int:
-        return self.truncated
+    source: int  # index of the input file in the run's plan
+    src: str  # the input path as the user gave it (it goes into the record)
+    path: str  # the same file as an absolute path, for the workers
+    part: str
+    rows: range | None
 
 
-class ScoreBatches:
-    """The map_batches UDF: one Scorer per actor, loaded once, checked against the driver's model."""
+class ScoringActor:
+    """One Scorer per actor, loaded once and checked against the driver's model; scores one unit per call."""
 
     def __init__(
-        self,
-        model_dir: str,
-        sha256: str,
-        threads: int,
-        max_batch_rows: int,
-        max_batch_tokens: int,
-        text_column: str,
-        schema: pa.Schema,
-        totals: Any,
+        self, model_dir: str, sha256: str, threads: int, max_batch_rows: int, max_batch_tokens: int, text_column: str
     ) -> None:
         # An InputError raised here would reach the driver only as text inside ActorDiedError; raised from
-        # __call__ it arrives as itself (RayTaskError keeps the cause), so keep it for the first batch.
+        # a method it arrives as itself (RayTaskError keeps the cause), so keep it for the first unit.
         self.error: InputError | None = None
+        self.text_column = text_column
         try:
             self.scorer = Scorer(
                 model_dir, threads=threads, max_batch_rows=max_batch_rows, max_batch_tokens=max_batch_tokens
@@ -106,59 +104,49 @@ class ScoreBatches:
                 )
         except InputError as exc:
             self.error = exc
-        self.text_column = text_column
-        self.schema = schema
-        self.input_schema = pa.schema(list(schema)[: -len(OUTPUT_COLUMNS)])
-        self.totals = totals
 
-    def __call__(self, table: pa.Table) -> pa.Table:
-        import ray
-
+    def score(self, unit: Unit) -> RunStats:
         if self.error is not None:
             raise self.error
-        if not table.schema.remove_metadata().equals(self.input_schema):
-            # Ray may hand back another physical type (e.g. a dictionary column decoded): restore the input's
-            table = table.select(self.input_schema.names).cast(self.input_schema)
-        scored = []
-        truncated = 0
-        for batch in table.combine_chunks().to_batches():
-            scores = self.scorer.score(texts_of(batch, self.text_column))
-            scored.append(scored_batch(batch, self.schema, self.scorer.labels, scores))
-            truncated += scores.truncated
-        if truncated:
-            ray.get(self.totals.add.remote(truncated))
-        return pa.Table.from_batches(scored, schema=self.schema)
+        parquet = open_input(Path(unit.path), self.text_column)
+        return score_file(self.scorer, parquet, Path(unit.src), Path(unit.part), self.text_column, rows=unit.rows)
 
 
 def import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
     except ImportError:
         raise InputError(RAY_MISSING) from None
     return ray
 
 
-def plan_inputs(src: Path, text_column: str) -> tuple[list[Path], pa.Schema, int]:
-    """Every input file, checked up front; Ray reads them as one dataset, so they must share one schema."""
-    sources = list_parquet_files(src) if src.is_dir() else [src]
-    schema, total_rows = None, 0
-    for path in sources:
-        parquet = open_input(path, text_column)
-        total_rows += parquet.metadata.num_rows
-        this = parquet.schema_arrow.remove_metadata()
-        if schema is None:
-            schema, first = this, path
-        elif not this.equals(schema):
-            raise InputError(
-                f"input {path} has schema ({describe(this)}) but {first} has ({describe(schema)}); "
-                "--engine ray reads all files as one dataset and needs one schema (the local engine does not)"
+def plan_files(src: Path, out: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: the local engine's plan, one output per input at the same relative path."""
+    return plan_tree(src, out) if src.is_dir() else [(src, out)]
+
+
+def unit_rows(total_rows: int, actors: int) -> int:
+    return min(MAX_UNIT_ROWS, max(MIN_UNIT_ROWS, math.ceil(total_rows / (UNITS_PER_ACTOR * actors))))
+
+
+def plan_units(sources: list[tuple[Path, int]], actors: int, staging: Path) -> list[Unit]:
+    """Cut every (input, rows) into units of about `unit_rows` rows; a small file is one unit, read whole."""
+    size = unit_rows(sum(rows for _, rows in sources), actors)
+    units = []
+    for index, (src, rows) in enumerate(sources):
+        count = max(1, round(rows / size))
+        bounds = [rows * k // count for k in range(count + 1)]
+        for k in range(count):
+            units.append(
+                Unit(
+                    source=index,
+                    src=str(src),
+                    path=str(src.resolve()),
+                    part=str((staging / f"{index}-{k}.parquet").resolve()),
+                    rows=range(bounds[k], bounds[k + 1]) if count > 1 else None,
+                )
             )
-    return sources, schema, total_rows
-
-
-def describe(schema: pa.Schema) -> str:
-    return ", ".join(f"{field.name}: {field.type}" for field in schema)
+    return units
 
 
 def pool_plan(cluster_cpus: float, actors: int | None, threads: int | None) -> tuple[int, int, float]:
@@ -299,18 +287,6 @@ def shutdown_ray() -> None:
         ray.shutdown()
 
 
-def quiet_data_context(ray: Any) -> None:
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.enable_operator_progress_bars = False
-    context.print_on_execution_start = False
-    context.verbose_stats_logs = False
-    if hasattr(context, "enable_rich_progress_bars"):
-        context.enable_rich_progress_bars = False
-    for handler in logging.getLogger("ray.data").handlers:
-        handler.setLevel(logging.CRITICAL)
-
-
 def cause_of(exc: BaseException) -> BaseException:
     """The user-level exception under Ray's wrappers (RayTaskError, UserCodeException, ...)."""
     seen = set()
@@ -325,27 +301,22 @@ def cause_of(exc: BaseException) -> BaseException:
     return exc
 
 
-def as_input_error(exc: BaseException, src: Path) -> InputError | None:
+def as_input_error(exc: BaseException) -> InputError | None:
+    """What the user should read for a failure on the cluster, or None for a bug."""
     cause = cause_of(exc)
     if isinstance(cause, InputError):
         return InputError(str(cause))
-    if isinstance(cause, (pa.ArrowException, OSError)):
-        return InputError(f"input {src} is corrupt or unreadable ({first_line(cause)})")
+    if isinstance(cause, (pa.ArrowException, OSError)):  # e.g. OUT's disk full or not writable on a node
+        return InputError(first_line(cause))
+    if type(exc).__name__ in ("RayActorError", "ActorDiedError", "ActorUnavailableError"):
+        return InputError(
+            f"a scoring actor died {MAX_RESTARTS + 1} times on the same unit of rows ({first_line(exc)}); "
+            "files not finished were not published"
+        )
     # Some wrappers (an actor that died in __init__) carry the worker's exception only as text.
     marker = f"{InputError.__module__}.{InputError.__qualname__}: "
     lines = [line for line in str(exc).splitlines() if line.startswith(marker)]
     return InputError(lines[-1][len(marker) :]) if lines else None
-
-
-def find_corrupt_file(sources: list[Path], text_column: str) -> InputError | None:
-    """A read task failed on the cluster; Arrow's message names no file, so find the culprit here."""
-    for path in sources:
-        try:
-            for _ in read_batches(open_input(path, text_column), path, DEFAULT_WINDOW_ROWS):
-                pass
-        except InputError as exc:
-            return exc
-    return None
 
 
 @contextlib.contextmanager
@@ -375,103 +346,63 @@ def captured_stderr(log: Path) -> Iterator[None]:
         log.unlink(missing_ok=True)
 
 
-def written_files(directory: Path) -> list[Path]:
-    return sorted(path for path in directory.rglob("*.parquet") if path.is_file())
-
-
-def count_output(files: list[Path]) -> tuple[int, int]:
-    """(rows, rows with a null label) from the footers of what was actually written."""
-    rows = nulls = 0
-    for path in files:
-        metadata = pq.read_metadata(path)
-        rows += metadata.num_rows
-        label = metadata.schema.to_arrow_schema().get_field_index("label")
-        for group in range(metadata.num_row_groups):
-            column = metadata.row_group(group).column(label)
-            if column.is_stats_set and column.statistics.has_null_count:
-                nulls += column.statistics.null_count
-            else:
-                nulls += pq.ParquetFile(path).read_row_group(group, columns=["label"]).column(0).null_count
-    return rows, nulls
-
-
-def publish_dir(staging: Path, out: Path) -> None:
-    """Swap the finished staging dir in as OUT; an earlier OUT is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def merge_into_file(parts: list[Path], out: Path, schema: pa.Schema, record: dict[str, Any]) -> None:
-    """IN a file gives OUT a file: stream the part files into one atomic Parquet file with the full record."""
-    with atomic_parquet_writer(out, schema) as writer:
-        for part in parts:
-            parquet = pq.ParquetFile(part)
-            for batch in read_batches(parquet, part, DEFAULT_WINDOW_ROWS):
-                writer.write_batch(batch.replace_schema_metadata(schema.metadata))
-        if not parts:
-            writer.write_table(schema.empty_table())
-        writer.add_key_value_metadata({METADATA_KEY: json.dumps(record).encode()})
-
-
-def already_done(out: Path, scorer: Scorer) -> bool:
-    """--resume: OUT appears only when a run finished, so an OUT made by the same model is done."""
-    files = [out] if out.is_file() else written_files(out) if out.is_dir() else []
-    records = [read_metadata(path) for path in files]
-    return bool(records) and all(r and r.get("model_sha256") == scorer.manifest.sha256 for r in records)
+def merge_parts(parts: list[Path], out: Path) -> RunStats:
+    """Publish one file's parts as OUT, atomically, with one record summing the parts' records."""
+    records = [read_metadata(part) for part in parts]
+    if len(parts) == 1:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(parts[0], out)
+    else:
+        record = {
+            **records[0],
+            "started_at": min(r["started_at"] for r in records),
+            **{key: sum(r[key] for r in records) for key in ("rows", "null_rows", "truncated_rows")},
+            "finished_at": now(),
+        }
+        schema = pq.read_schema(parts[0])
+        with atomic_parquet_writer(out, schema) as writer:
+            for part in parts:
+                for batch in read_batches(pq.ParquetFile(part), part, DEFAULT_WINDOW_ROWS):
+                    writer.write_batch(batch)
+            writer.add_key_value_metadata({METADATA_KEY: json.dumps(record).encode()})
+    return RunStats(
+        rows=sum(r["rows"] for r in records),
+        null_rows=sum(r["null_rows"] for r in records),
+        truncated_rows=sum(r["truncated_rows"] for r in records),
+        files=1,
+        outputs=[out],
+    )
 
 
 def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
     """Score IN into OUT on a Ray cluster; returns the counts for the CLI's summary line."""
     src, out = Path(args.input), Path(args.output)
-    sources, input_schema, total_rows = plan_inputs(src, args.text_column)
-    if args.resume and already_done(out, scorer):
-        return RunStats(skipped_files=len(sources))
-
-    record = {**model_record(scorer, args.text_column), "engine": "ray", "input": str(src), "started_at": now()}
-    schema = output_schema(input_schema, record)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = temp_path_for(out)  # hidden sibling of OUT, same naming as the local engine's temp files
+    stats = RunStats()
+    todo = []
+    for source, dst in plan_files(src, out):
+        if args.resume and already_scored(dst, scorer):
+            stats.skipped_files += 1
+        else:  # every file is checked (text column, readable footer) before any work
+            todo.append((source, dst, open_input(source, args.text_column).metadata.num_rows))
+    if not todo:
+        return stats
+    staging = temp_path_for(out)  # hidden sibling of OUT: part files never appear inside OUT
     log = Path(tempfile.gettempdir()) / f"ray-score-{os.getpid()}-{uuid.uuid4().hex[:8]}.stderr"
     temp_dir = None
     try:
+        staging.mkdir(parents=True)
         with captured_stderr(log), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 ray, temp_dir = start_ray(args.ray_address)
-                quiet_data_context(ray)
-                truncated = score_on_cluster(ray, args, scorer, sources, schema, staging)
+                stats.add(score_on_cluster(ray, args, scorer, todo, staging))
             except Exception as exc:
-                error = as_input_error(exc, src)
+                error = as_input_error(exc)
                 if error is None:
                     raise
-                if not isinstance(cause_of(exc), InputError):  # a read task failed: name the file
-                    error = find_corrupt_file(sources, args.text_column) or error
                 raise error from None
             finally:
                 shutdown_ray()
-        staging.mkdir(exist_ok=True)  # an all-empty input writes no part files
-        parts = written_files(staging)
-        rows, null_rows = count_output(parts)
-        if rows != total_rows:
-            raise RuntimeError(f"the Ray run wrote {rows} rows but the input holds {total_rows}; nothing published")
-        stats = RunStats(rows=rows, null_rows=null_rows, truncated_rows=truncated, files=len(sources), outputs=[out])
-        if src.is_dir():
-            if not parts:
-                pq.write_table(schema.empty_table(), staging / "empty.parquet")
-            publish_dir(staging, out)
-        else:
-            record.update(rows=rows, null_rows=null_rows, truncated_rows=truncated, finished_at=now())
-            merge_into_file(parts, out, schema, record)
         return stats
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -481,32 +412,39 @@ def run_ray(args: argparse.Namespace, scorer: Scorer) -> RunStats:
 
 
 def score_on_cluster(
-    ray: Any, args: argparse.Namespace, scorer: Scorer, sources: list[Path], schema: pa.Schema, staging: Path
-) -> int:
-    """read_parquet -> map_batches(ScoreBatches) on an actor pool -> write_parquet; returns truncated texts."""
+    ray: Any, args: argparse.Namespace, scorer: Scorer, todo: list[tuple[Path, Path, int]], staging: Path
+) -> RunStats:
+    """Units go to whichever actor is free; a file is published as soon as its last unit is in."""
+    from ray.util import ActorPool
+
     actors, threads, reserve = pool_plan(ray.cluster_resources().get("CPU", 1), args.actors, args.threads)
-    totals = ray.remote(num_cpus=0)(_Totals).remote()
-    dataset = ray.data.read_parquet(
-        [str(path.resolve()) for path in sources],
-        partitioning=None,  # hive-style dir names must not add columns: input columns stay unchanged
-        file_extensions=None,
-    ).map_batches(
-        ScoreBatches,
-        fn_constructor_kwargs=dict(
-            model_dir=str(Path(args.model).resolve()),
-            sha256=scorer.manifest.sha256,
-            threads=threads,
-            max_batch_rows=args.batch_size,
-            max_batch_tokens=args.max_batch_tokens,
-            text_column=args.text_column,
-            schema=schema,
-            totals=totals,
-        ),
-        compute=ray.data.ActorPoolStrategy(size=actors),
+    actor_class = ray.remote(
         num_cpus=reserve,
-        batch_size=DEFAULT_WINDOW_ROWS,
-        batch_format="pyarrow",
-        udf_modifying_row_count=False,
+        max_restarts=MAX_RESTARTS,
+        max_task_retries=MAX_RESTARTS,
+        scheduling_strategy="SPREAD",  # one node's loss takes as few actors as possible
+    )(ScoringActor)
+    options = dict(
+        model_dir=str(Path(args.model).resolve()),
+        sha256=scorer.manifest.sha256,
+        threads=threads,
+        max_batch_rows=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        text_column=args.text_column,
     )
-    dataset.write_parquet(str(staging.resolve()), schema=schema, compression="zstd")
-    return ray.get(totals.total.remote())
+    pool = ActorPool([actor_class.remote(**options) for _ in range(actors)])
+    units = plan_units([(source, rows) for source, _, rows in todo], actors, staging)
+    parts = {index: [Path(u.part) for u in units if u.source == index] for index in range(len(todo))}
+    left = {index: len(paths) for index, paths in parts.items()}
+    source_of = {Path(unit.part): unit.source for unit in units}
+    stats = RunStats()
+    for done in pool.map_unordered(lambda actor, unit: actor.score.remote(unit), units):
+        index = source_of[done.outputs[0]]
+        left[index] -= 1
+        if left[index] == 0:
+            source, dst, rows = todo[index]
+            published = merge_parts(parts[index], dst)
+            if published.rows != rows:
+                raise RuntimeError(f"{source} holds {rows} rows but the Ray run scored {published.rows}; not published")
+            stats.add(published)
+    return stats

@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import assert_clean_error, score, write
 from tests.ray_processes import is_loopback, session_members, stop_session
 
-pytest.importorskip("ray.data")
+pytest.importorskip("ray")
 
 HEAD_START_SECONDS = 90
 RUN_TIMEOUT = 240
