@@ -29,6 +29,7 @@ import sys
 import tempfile
 import uuid
 import warnings
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -415,8 +416,6 @@ def score_on_cluster(
     ray: Any, args: argparse.Namespace, scorer: Scorer, todo: list[tuple[Path, Path, int]], staging: Path
 ) -> RunStats:
     """Units go to whichever actor is free; a file is published as soon as its last unit is in."""
-    from ray.util import ActorPool
-
     actors, threads, reserve = pool_plan(ray.cluster_resources().get("CPU", 1), args.actors, args.threads)
     actor_class = ray.remote(
         num_cpus=reserve,
@@ -432,18 +431,34 @@ def score_on_cluster(
         max_batch_tokens=args.max_batch_tokens,
         text_column=args.text_column,
     )
-    pool = ActorPool([actor_class.remote(**options) for _ in range(actors)])
-    units = plan_units([(source, rows) for source, _, rows in todo], actors, staging)
-    parts = {index: [Path(u.part) for u in units if u.source == index] for index in range(len(todo))}
+    idle = [actor_class.remote(**options) for _ in range(actors)]
+    queue = deque(plan_units([(source, rows) for source, _, rows in todo], actors, staging))
+    parts = {index: [Path(u.part) for u in queue if u.source == index] for index in range(len(todo))}
     left = {index: len(paths) for index, paths in parts.items()}
-    source_of = {Path(unit.part): unit.source for unit in units}
+    failures: Counter[Unit] = Counter()
+    running: dict[Any, tuple[Any, Unit]] = {}
     stats = RunStats()
-    for done in pool.map_unordered(lambda actor, unit: actor.score.remote(unit), units):
-        index = source_of[done.outputs[0]]
-        left[index] -= 1
-        if left[index] == 0:
-            source, dst, rows = todo[index]
-            published = merge_parts(parts[index], dst)
+    while queue or running:
+        while idle and queue:
+            actor, unit = idle.pop(), queue.popleft()
+            running[actor.score.remote(unit)] = (actor, unit)
+        [ready], _ = ray.wait(list(running), num_returns=1)
+        actor, unit = running.pop(ready)
+        idle.append(actor)  # Ray restarts a dead actor behind the same handle
+        try:
+            ray.get(ready)
+        except ray.exceptions.RayActorError:
+            # Its actor died or went unreachable mid-unit (Ray does not retry the call when it cannot tell
+            # whether it ran): do the unit again, which rewrites the same part file.
+            failures[unit] += 1
+            if failures[unit] > MAX_RESTARTS:
+                raise
+            queue.appendleft(unit)
+            continue
+        left[unit.source] -= 1
+        if left[unit.source] == 0:
+            source, dst, rows = todo[unit.source]
+            published = merge_parts(parts[unit.source], dst)
             if published.rows != rows:
                 raise RuntimeError(f"{source} holds {rows} rows but the Ray run scored {published.rows}; not published")
             stats.add(published)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,9 +102,17 @@ def observe(process: psutil.Process, seen: Observed, log_marker: str) -> None:
 
 
 def run_watched(
-    command: list[str], cwd: Path, env: dict[str, str] | None, timeout: float, log_marker: str = "/ray-score-"
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str] | None,
+    timeout: float,
+    log_marker: str = "/ray-score-",
+    act: Callable[[list[psutil.Process]], None] = lambda members: None,
 ) -> tuple[subprocess.CompletedProcess, Observed]:
-    """Run `command` in a session of its own, sampling its processes until it exits; then check none is left."""
+    """Run `command` in a session of its own, sampling its processes until it exits; then check none is left.
+
+    `act` is called with the session's processes at every sample, to do something to the run while it runs.
+    """
     seen = Observed()
     child = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -112,8 +121,10 @@ def run_watched(
 
     def sample() -> None:
         while not done.is_set():
-            for member in session_members(child.pid):
+            members = session_members(child.pid)
+            for member in members:
                 observe(member, seen, log_marker)
+            act(members)
             done.wait(POLL_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
