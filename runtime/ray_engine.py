@@ -330,7 +330,9 @@ def as_input_error(exc: BaseException) -> InputError | None:
 def captured_stderr(log: Path) -> Iterator[None]:
     """Send fd 2 to `log` while Ray runs: its C++ core worker writes there directly (no logger to quiet).
 
-    A bug (anything but an InputError) replays the capture, so nothing needed to debug it is lost.
+    Ray's driver also prints the cluster's error reports (a worker died, a task is retried) to sys.stdout, which
+    is for the summary line: they go to the same log. A bug (anything but an InputError) replays the capture,
+    so nothing needed to debug it is lost.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -338,7 +340,8 @@ def captured_stderr(log: Path) -> Iterator[None]:
         with open(log, "ab") as sink:
             os.dup2(sink.fileno(), 2)
         try:
-            yield
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
         except (InputError, KeyboardInterrupt):
             raise
         except BaseException:

@@ -92,6 +92,8 @@ def test_a_killed_scoring_actor_costs_time_not_rows(model_dir, source, tmp_path)
     result, seen = run_watched(command, cwd=ROOT, env=None, timeout=RUN_TIMEOUT, act=kill_an_actor_mid_run)
     assert killed, "the run ended before an actor could be killed"
     assert result.returncode == 0, result.stderr
+    # Ray's reports of the dead worker and the retry stay out of the output: one summary line, nothing else
+    assert result.stderr == "" and len(result.stdout.splitlines()) == 1, result.stdout + result.stderr
     assert len(seen_actors) > 2, "Ray started a new actor in place of the killed one"
     assert_every_row_once(out, model_dir, source)
     assert seen.leftovers == []
