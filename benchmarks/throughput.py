@@ -2,7 +2,7 @@
 
 Every figure is read as a ratio within the run (these hosts are shared and their CPUs differ), beside the
 machine's fp32 MatMul peak measured by ONNX Runtime in the same run.
-Usage: python -m benchmarks.throughput [--rows N] [--models distilbert-base demo] [--out DIR]
+Usage: python -m benchmarks.throughput [--rows N] [--models distilbert-base roberta-base demo] [--out DIR]
 """
 
 from __future__ import annotations
@@ -101,6 +101,27 @@ def distilbert_base_checkpoint(path: Path) -> Path:
     config = DistilBertConfig(num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
     DistilBertForSequenceClassification(config).save_pretrained(path)
     DistilBertTokenizerFast(vocab_file=str(encoder_dir() / "vocab.txt"), model_max_length=512).save_pretrained(path)
+    return path
+
+
+def roberta_base_checkpoint(path: Path, texts: list[str]) -> Path:
+    """RoBERTa-base's shape and cost (default RobertaConfig: 12 layers, 768 wide, 50265 ids), random weights.
+
+    Its byte-level BPE is trained on the benchmark texts (8000 ids), so texts split into about as many tokens
+    as with RoBERTa's own 50k vocabulary; `mean_tokens` in the report says how many.
+    """
+    if (path / "config.json").exists():
+        return path
+    import torch
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    from tests.families import roberta_tokenizer
+
+    torch.manual_seed(0)
+    backend, tokenizer_class, kwargs = roberta_tokenizer(texts, vocab_size=8000)
+    config = RobertaConfig(num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    RobertaForSequenceClassification(config).save_pretrained(path)
+    tokenizer_class(tokenizer_object=backend, model_max_length=512, **kwargs).save_pretrained(path)
     return path
 
 
@@ -233,20 +254,25 @@ def bench_model(
     }
 
 
-def model_dirs_for(name: str) -> tuple[Path, dict[str, Path], dict]:
-    """Checkpoint, fp32/int8 model dirs (built when missing) and the int8 export's outcome."""
+def model_dirs_for(name: str, texts: list[str]) -> tuple[Path, dict[str, Path], dict]:
+    """Checkpoint, fp32/int8 model dirs (built when missing) and the int8 export's outcome (fp32 only for RoBERTa)."""
     from export.build import build_model_dir
-    from export.quantize import QuantizationError
+    from export.errors import QuantizationError
 
     if name == "demo":
         checkpoint, fp32_dir = ROOT / "models" / "demo-checkpoint", ROOT / "models" / "demo"
         int8_dir = ROOT / "models" / "demo-int8"
+    elif name == "roberta-base":
+        checkpoint = roberta_base_checkpoint(BENCH_MODELS / "roberta-base-checkpoint", texts)
+        fp32_dir, int8_dir = BENCH_MODELS / "roberta-base", None
     else:
         checkpoint = distilbert_base_checkpoint(BENCH_MODELS / "distilbert-base-checkpoint")
         fp32_dir, int8_dir = BENCH_MODELS / "distilbert-base", BENCH_MODELS / "distilbert-base-int8"
     if not fp32_dir.exists():
         build_model_dir(str(checkpoint), fp32_dir)
     dirs = {"fp32": fp32_dir}
+    if int8_dir is None:
+        return checkpoint, dirs, {"skipped": "fp32 only for this model"}
     try:
         if not int8_dir.exists():
             build_model_dir(str(checkpoint), int8_dir, quantize="int8")
@@ -284,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3488, help="texts per run (SST-2 dev repeated 4 times)")
     parser.add_argument("--bs1-rows", type=int, default=436, help="texts for the slow batch-1 pipeline")
-    parser.add_argument("--models", nargs="+", default=["distilbert-base", "demo"], choices=["distilbert-base", "demo"])
+    parser.add_argument(
+        "--models", nargs="+", default=["distilbert-base", "roberta-base", "demo"],
+        choices=["distilbert-base", "roberta-base", "demo"],
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     threads = default_threads()
@@ -309,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             if name == "demo" and not (ROOT / "models" / "demo-checkpoint").exists():
                 print("  demo: skipped (run `make demo` first to build models/demo)")
                 continue
-            checkpoint, dirs, int8 = model_dirs_for(name)
+            checkpoint, dirs, int8 = model_dirs_for(name, texts)
             result = bench_model(name, checkpoint, dirs, texts, args.bs1_rows, Path(scratch), threads)
             result["int8"] = int8
             for entry in result["configs"].values():

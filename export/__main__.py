@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from export.build import DEFAULT_CHECKPOINT, build_model_dir
-from export.onnx_export import DEFAULT_OPSET
-from export.quantize import QuantizationError, dominant_class_warning
-from export.validate import ValidationError
+from export import DEFAULT_OPSET
+from export.errors import QuantizationError, ValidationError
+from export.source import DEFAULT_CHECKPOINT, locate_checkpoint
 from runtime.errors import InputError
 from runtime.model_dir import Manifest
 
@@ -82,6 +81,8 @@ def report(args: argparse.Namespace, manifest: Manifest) -> None:
         f"{agreement['argmax_agreement']:.2%} on {agreement['texts']} texts (PyTorch predicts {balance}), "
         f"max |diff| probabilities {agreement['max_abs_diff_probabilities']:.3f}"
     )
+    from export.quantize import dominant_class_warning
+
     warning = dominant_class_warning(agreement, manifest.labels)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -94,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     log = Path(name)
     keep_log = False
     try:
+        source = locate_checkpoint(args.checkpoint)  # a bad name fails here, before seconds of imports
         with library_logs(log, args.verbose):
-            manifest = build_model_dir(args.checkpoint, args.out, opset=args.opset, quantize=args.quantize)
+            from export.build import build_model_dir
+
+            manifest = build_model_dir(source, args.out, opset=args.opset, quantize=args.quantize)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

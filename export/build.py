@@ -6,16 +6,17 @@ import os
 import shutil
 from pathlib import Path
 
+from export import DEFAULT_OPSET
 from export.checkpoint import Checkpoint, load_checkpoint
-from export.onnx_export import DEFAULT_OPSET, export, onnx_opset
+from export.onnx_export import export, onnx_opset
 from export.probes import agreement_texts, probe_texts
 from export.quantize import quantize_until_agreement
+from export.source import CheckpointSource
 from export.validate import validate_model_outputs
 from runtime.model_dir import ONNX_FILE, Activation, Manifest, package_versions, sha256_file
 from runtime.scorer import Scorer
 from runtime.session import make_session
 
-DEFAULT_CHECKPOINT = "distilbert-base-uncased-finetuned-sst-2-english"
 VERSIONED_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
 
 
@@ -82,7 +83,7 @@ def publish(staging: Path, out: Path) -> None:
 
 
 def build_model_dir(
-    checkpoint_name: str, out: Path, opset: int = DEFAULT_OPSET, quantize: str | None = None
+    checkpoint_name: str | CheckpointSource, out: Path, opset: int = DEFAULT_OPSET, quantize: str | None = None
 ) -> Manifest:
     """Export, validate against PyTorch, optionally quantize (and check agreement), then publish."""
     checkpoint = load_checkpoint(checkpoint_name)

@@ -10,12 +10,12 @@ import onnx
 from optimum.exporters.onnx import onnx_export_from_model
 from optimum.exporters.tasks import TasksManager
 
+from export import DEFAULT_OPSET
 from export.checkpoint import Checkpoint
 from export.first_token import first_token_last_layer
 from runtime.errors import InputError
 from runtime.model_dir import ONNX_FILE
 
-DEFAULT_OPSET = 17
 
 
 def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET, first_token: bool = True) -> list[str]:

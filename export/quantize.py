@@ -12,6 +12,7 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from export.checkpoint import Checkpoint
+from export.errors import QuantizationError
 from export.validate import torch_logits
 from runtime.activations import activate
 from runtime.model_dir import ONNX_FILE, Activation
@@ -21,10 +22,6 @@ MIN_ARGMAX_AGREEMENT = 0.99
 # Agreement means little when the reference itself answers one class for (almost) every text.
 DOMINANT_CLASS_SHARE = 0.95
 QUANTIZED_OPS = ("MatMul",)  # int8 embedding tables (Gather) would add error and no speed
-
-
-class QuantizationError(Exception):
-    """The int8 model disagrees with PyTorch too often to be published."""
 
 
 def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:

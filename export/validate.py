@@ -16,6 +16,7 @@ from onnxruntime import InferenceSession
 from transformers import AutoTokenizer
 
 from export.checkpoint import Checkpoint
+from export.errors import ValidationError
 from export.probes import pair_probes
 from runtime.activations import activate
 from runtime.model_dir import ONNX_FILE, Activation
@@ -29,10 +30,6 @@ LOGITS_RTOL = 1e-5
 PROBE_BATCH_SIZES = (1, 2, 17)
 
 Pairs = list[str] | None
-
-
-class ValidationError(Exception):
-    """The exported model does not reproduce PyTorch within tolerance: it must not be published."""
 
 
 @dataclass

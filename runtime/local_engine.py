@@ -91,8 +91,10 @@ def score_file(
     options: OutputOptions,
     progress: Progress,
     window_rows: int = DEFAULT_WINDOW_ROWS,
+    rows: range | None = None,
 ) -> RunStats:
-    """Stream `source` (opened and checked by `open_input`) window by window into `destination`, atomically.
+    """Stream `source` (opened and checked by `open_input`; only `rows` of it, if given) into `destination`,
+    window by window, atomically.
 
     Memory does not grow with the file: only one window of rows is held at a time.
     """
@@ -110,7 +112,7 @@ def score_file(
     stats = RunStats(files=1, outputs=[str(destination)])
     progress.start_file(str(source.source))
     with atomic_parquet_writer(destination, schema) as writer:
-        for batch in read_batches(source.parquet, source.source, window_rows):
+        for batch in read_batches(source.parquet, source.source, window_rows, rows):
             pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
             scores = scorer.score(texts_of(batch, options.text_column), pairs, on_rows=progress.update)
             writer.write_batch(scored_batch(batch, schema, scorer.labels, scores))

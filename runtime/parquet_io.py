@@ -29,9 +29,20 @@ METADATA_KEY = b"runtime.score"
 READ_BUFFER_BYTES = 4 << 20
 
 
-def read_batches(parquet: pq.ParquetFile, source: Location | Path, window_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of at most `window_rows`; a corrupt page surfaces as an InputError naming the file."""
-    batches = parquet.iter_batches(batch_size=window_rows)
+def read_batches(
+    parquet: pq.ParquetFile, source: Location | Path, window_rows: int, rows: range | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most `window_rows` (only those of `rows`, if given: row groups outside it are skipped).
+
+    A corrupt page surfaces as an InputError naming the file.
+    """
+    groups, offset = None, 0
+    if rows is not None:
+        sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
+        starts = np.cumsum([0, *sizes])
+        groups = [i for i in range(len(sizes)) if starts[i] < rows.stop and starts[i + 1] > rows.start]
+        offset = int(starts[groups[0]]) if groups else 0
+    batches = parquet.iter_batches(batch_size=window_rows, row_groups=groups)
     while True:
         try:
             batch = next(batches)
@@ -39,7 +50,11 @@ def read_batches(parquet: pq.ParquetFile, source: Location | Path, window_rows: 
             return
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"input {source} is corrupt or truncated ({first_line(exc)})") from None
-        yield batch
+        if rows is not None:
+            first, offset = offset, offset + batch.num_rows
+            batch = batch.slice(max(rows.start - first, 0), max(min(rows.stop, offset) - max(rows.start, first), 0))
+        if batch.num_rows:
+            yield batch
 
 
 @dataclass(frozen=True)

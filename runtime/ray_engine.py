@@ -1,159 +1,159 @@
-"""The Ray engine: `ray.data.read_parquet` -> an actor pool of Scorers -> `write_parquet`, published atomically.
+"""The Ray engine: an actor pool of Scorers, each scoring slices of the input files into part files.
 
-Each actor loads the model once and scores windows of rows; Ray does not keep row order, so every input
-column is carried through and rows join back on the caller's own id column. Everything that can be checked
-is checked in the driver before Ray starts (every file's text column, one common schema); whatever still
-fails on the cluster (a corrupt page, a model dir that differs on some node) becomes one InputError.
+Every input file gives one output file at the same relative path, as with the local engine, made by the same
+`score_file` with the same footer record, so `--resume` works per file on both engines. A file is cut into
+slices of rows ("units") so that one big file keeps every actor busy; each unit is written atomically into a
+hidden staging prefix beside OUT, and once all units of a file are in, the driver publishes the file
+atomically and durably, the parts merged in order (so row order is kept). IN, OUT and the model may be URIs
+(s3://, gs://, ...): actors read and write through the same pyarrow filesystems, and each fetches a model at a
+URI into its own host's cache, so the cluster needs no shared filesystem.
+
+A scoring actor that dies (killed, OOM, its node lost) is restarted by Ray and its unit retried; a retried unit
+rewrites its own part file, so every row lands exactly once. Everything that can be checked is checked in the
+driver before Ray starts (every file's text column); whatever still fails on the cluster (a corrupt page, a
+model dir that differs on some node) becomes one InputError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import ipaddress
 import json
 import logging
+import math
 import os
+import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import uuid
 import warnings
+from collections import Counter, deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runtime.errors import InputError
-from runtime.job import Job, OutputOptions
-from runtime.local_engine import DEFAULT_WINDOW_ROWS, RunStats, model_record, now
-from runtime.parquet_io import (
-    METADATA_KEY,
-    OUTPUT_COLUMNS,
-    atomic_parquet_writer,
-    first_line,
-    open_input,
-    output_schema,
-    read_batches,
-    read_metadata,
-    scored_batch,
-    temp_path_for,
-    texts_of,
+from runtime.errors import InputError, first_line
+from runtime.job import FileTask, Job, OutputOptions
+from runtime.local_engine import (
+    DEFAULT_WINDOW_ROWS,
+    RunStats,
+    already_done,
+    now,
+    orphaned_outputs,
+    resume_identity,
+    score_file,
 )
+from runtime.parquet_io import METADATA_KEY, atomic_parquet_writer, open_input, read_batches, read_metadata
+from runtime.progress import Progress
 from runtime.scorer import Scorer
 from runtime.session import default_threads
-from runtime.storage import Location, parquet_files_under
+from runtime.storage import URI_SCHEME, Location, cached_model_dir, locate, temp_name
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install '.[ray]'"
-# An actor reserves only part of the CPUs its threads use: actors that reserve whole CPUs leave nothing for
-# Ray Data's own read and write tasks, and on a small machine the job then waits forever.
+# Actors reserve part of a CPU: an actor restarted after its node was lost then still finds room on the nodes
+# that are left (which it shares for a while) instead of waiting forever for a free CPU.
 ACTOR_CPU_SHARE = 0.5
-# Ray's own chatter (usage stats, unhandled-error reports, Ray Data's INFO logs) must not drown the summary line;
-# workers' output never reaches the driver (log_to_driver=False) and fd 2 is captured while Ray runs.
-QUIET_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_IGNORE_UNHANDLED_ERRORS": "1",
-    "RAY_DATA_LOG_LEVEL": "ERROR",
-}
-QUIET_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")
+# A unit is retried on a fresh actor this often when its actor dies (killed, out of memory, node lost).
+MAX_RESTARTS = 3
+# Units: about this many per actor, so that actors finish together and a lost actor costs little work ...
+UNITS_PER_ACTOR = 4
+# ... but never so small that per-unit costs (a part file, a task) show, nor so big that a retry costs minutes.
+MIN_UNIT_ROWS = DEFAULT_WINDOW_ROWS
+MAX_UNIT_ROWS = 16 * DEFAULT_WINDOW_ROWS
+# Ray's own chatter (usage stats, unhandled-error reports) must not drown the summary line; workers' output never
+# reaches the driver (log_to_driver=False) and fd 2 is captured while Ray runs.
+QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_IGNORE_UNHANDLED_ERRORS": "1"}
+QUIET_LOGGERS = ("ray",)
 MAX_SOCKET_PREFIX = 40  # Ray's session dir holds Unix sockets, whose paths must stay under ~107 bytes
+LOOPBACK = "127.0.0.1"
+LOOPBACK_ONLY_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+JOIN_TIMEOUT_SECONDS = 10
 
 
-class _Totals:
-    """A tiny counter actor: what the output cannot tell us (truncated texts) is reported here."""
-
-    def __init__(self) -> None:
-        self.truncated = 0
-
-    def add(self, truncated: int) -> None:
-        self.truncated += truncated
-
-    def total(self) -> int:
-        return self.truncated
+# Counts a part's footer record holds that the published file's record sums.
+SUMMED_COUNTS = ("rows", "null_rows", "truncated_rows", "chunked_rows", "deduplicated_rows")
 
 
-class ScoreBatches:
-    """The map_batches UDF: one Scorer per actor, loaded once, checked against the driver's model."""
+@dataclass(frozen=True)
+class Unit:
+    """Rows `rows` (all when None) of input `source`, scored into the part file `part`."""
+
+    index: int  # of the input file in the run's plan
+    source: Location
+    part: Location
+    rows: range | None
+
+
+def local_model_dir(model: str) -> Path:
+    """The model dir on this host: a path as given, or a model at a URI fetched into this host's cache."""
+    return cached_model_dir(locate(model))[0] if URI_SCHEME.match(model) else Path(model)
+
+
+class ScoringActor:
+    """One Scorer per actor, loaded once and checked against the driver's model; scores one unit per call."""
 
     def __init__(
-        self,
-        model_dir: str,
-        sha256: str,
-        threads: int,
-        max_batch_rows: int,
-        max_batch_tokens: int,
-        text_column: str,
-        schema: pa.Schema,
-        totals: Any,
+        self, model: str, sha256: str, threads: int, max_batch_rows: int, max_batch_tokens: int, options: OutputOptions
     ) -> None:
         # An InputError raised here would reach the driver only as text inside ActorDiedError; raised from
-        # __call__ it arrives as itself (RayTaskError keeps the cause), so keep it for the first batch.
+        # a method it arrives as itself (RayTaskError keeps the cause), so keep it for the first unit.
         self.error: InputError | None = None
+        self.options = options
         try:
             self.scorer = Scorer(
-                model_dir, threads=threads, max_batch_rows=max_batch_rows, max_batch_tokens=max_batch_tokens
+                local_model_dir(model),
+                threads=threads,
+                max_batch_rows=max_batch_rows,
+                max_batch_tokens=max_batch_tokens,
+                **options.scorer_options(),
             )
             if self.scorer.manifest.sha256 != sha256:
                 raise InputError(
-                    f"model dir {model_dir} differs on node {os.uname().nodename} (sha256 "
+                    f"model dir {model} differs on node {os.uname().nodename} (sha256 "
                     f"{self.scorer.manifest.sha256[:12]}, the driver has {sha256[:12]}); every node needs the same model"
                 )
         except InputError as exc:
             self.error = exc
-        self.text_column = text_column
-        self.schema = schema
-        self.input_schema = pa.schema(list(schema)[: -len(OUTPUT_COLUMNS)])
-        self.totals = totals
 
-    def __call__(self, table: pa.Table) -> pa.Table:
-        import ray
-
+    def score(self, unit: Unit) -> RunStats:
         if self.error is not None:
             raise self.error
-        if not table.schema.remove_metadata().equals(self.input_schema):
-            # Ray may hand back another physical type (e.g. a dictionary column decoded): restore the input's
-            table = table.select(self.input_schema.names).cast(self.input_schema)
-        scored = []
-        truncated = 0
-        for batch in table.combine_chunks().to_batches():
-            scores = self.scorer.score(texts_of(batch, self.text_column))
-            scored.append(scored_batch(batch, self.schema, self.scorer.labels, scores))
-            truncated += scores.truncated
-        if truncated:
-            ray.get(self.totals.add.remote(truncated))
-        return pa.Table.from_batches(scored, schema=self.schema)
+        source = open_input(unit.source, self.options)
+        quiet = Progress(0, 0.0, stream=io.StringIO())  # the driver reports progress, unit by unit
+        return score_file(self.scorer, source, unit.part, self.options, quiet, rows=unit.rows)
 
 
 def import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
     except ImportError:
         raise InputError(RAY_MISSING) from None
     return ray
 
 
-def plan_inputs(src: Path, options: OutputOptions) -> tuple[list[Path], pa.Schema, int]:
-    """Every input file, checked up front; Ray reads them as one dataset, so they must share one schema."""
-    sources = [src / path for path in parquet_files_under(Location.local(src))] if src.is_dir() else [src]
-    schema, total_rows = None, 0
-    for path in sources:
-        parquet = open_input(Location.local(path), options).parquet
-        total_rows += parquet.metadata.num_rows
-        this = parquet.schema_arrow.remove_metadata()
-        if schema is None:
-            schema, first = this, path
-        elif not this.equals(schema):
-            raise InputError(
-                f"input {path} has schema ({describe(this)}) but {first} has ({describe(schema)}); "
-                "--engine ray reads all files as one dataset and needs one schema (the local engine does not)"
-            )
-    return sources, schema, total_rows
+def unit_rows(total_rows: int, actors: int) -> int:
+    return min(MAX_UNIT_ROWS, max(MIN_UNIT_ROWS, math.ceil(total_rows / (UNITS_PER_ACTOR * actors))))
 
 
-def describe(schema: pa.Schema) -> str:
-    return ", ".join(f"{field.name}: {field.type}" for field in schema)
+def plan_units(sources: list[tuple[Location, int]], actors: int, staging: Location) -> list[Unit]:
+    """Cut every (input, rows) into units of about `unit_rows` rows; a small file is one unit, read whole."""
+    size = unit_rows(sum(rows for _, rows in sources), actors)
+    units = []
+    for index, (source, rows) in enumerate(sources):
+        count = max(1, round(rows / size))
+        bounds = [rows * k // count for k in range(count + 1)]
+        for k in range(count):
+            part = staging.child(f"{index}-{k}.parquet")
+            units.append(Unit(index, source, part, range(bounds[k], bounds[k + 1]) if count > 1 else None))
+    return units
 
 
 def pool_plan(cluster_cpus: float, actors: int | None, threads: int | None) -> tuple[int, int, float]:
@@ -180,25 +180,93 @@ def ray_temp_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="ray-score-", dir=base))
 
 
-def start_ray(ray: Any, address: str | None) -> Path | None:
-    """Join `address` (or $RAY_ADDRESS) if given, else start a private local cluster on this host's cores."""
+def loopback_host(address: str) -> str | None:
+    """The host of a `host:port` address when it is a loopback address, else None."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return host
+    try:
+        return host if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        return None
+
+
+def private_instance_env() -> dict[str, str]:
+    """The environment that keeps the private instance to itself: loopback only, and a fresh token.
+
+    With cluster mode off (a switch Ray has for Windows and macOS), Ray takes the loopback address as the node's
+    and binds every process's servers to it. RAY_AUTH_TOKEN outranks any token file, so the user's own
+    ~/.ray/auth_token is neither used nor created. Children inherit the token through their environment, which
+    only this user can read; it never appears on a command line or in a log.
+    """
+    return {
+        LOOPBACK_ONLY_VAR: "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_urlsafe(32),
+    }
+
+
+def check_cluster(ray: Any, address: str) -> None:
+    """Fail in seconds, with what to do, where ray.init would retry a refused token for 20 s or hang on no answer."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=JOIN_TIMEOUT_SECONDS).close()
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"cannot reach the Ray cluster at {address} ({first_line(exc)}); check --ray-address or RAY_ADDRESS"
+        ) from None
+    try:
+        ray._raylet.GcsClient(address=address)  # one authenticated call to the head's GCS
+    except ray.exceptions.AuthenticationError:
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            raise InputError(
+                f"the Ray cluster at {address} requires token authentication: set RAY_AUTH_MODE=token and the "
+                "cluster's token in RAY_AUTH_TOKEN (or in the file named by RAY_AUTH_TOKEN_PATH)"
+            ) from None
+        raise InputError(
+            f"the Ray cluster at {address} refused the token (from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+            "~/.ray/auth_token); set the token the cluster was started with"
+        ) from None
+    except ray.exceptions.RpcError as exc:
+        raise InputError(f"no Ray cluster answers at {address} ({first_line(exc)})") from None
+
+
+def start_ray(address: str | None) -> tuple[Any, Path | None]:
+    """Join `address` (or $RAY_ADDRESS) if given, else start a private local instance on this host's cores.
+
+    Returns the ray module and the private instance's temp dir (None when joining). Ray reads its environment
+    when it is imported, so it is imported here, after the environment is set.
+    """
     quiet_ray()
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        if loopback_host(address):  # else Ray swaps in this host's address, which a loopback cluster never answers
+            os.environ[LOOPBACK_ONLY_VAR] = "0"
+        ray = import_ray()
+        if "://" not in address and address != "auto":
+            check_cluster(ray, address)
         try:
             ray.init(address=address, **common)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise InputError(f"cannot join the Ray cluster at {address} ({first_line(exc)})") from None
-        return None
+        return ray, None
+    os.environ.update(private_instance_env())
+    ray = import_ray()
     temp_dir = ray_temp_dir()
     try:
-        ray.init(address="local", num_cpus=default_threads(), _temp_dir=str(temp_dir), **common)
+        ray.init(
+            address="local",
+            num_cpus=default_threads(),
+            _node_ip_address=LOOPBACK,
+            _temp_dir=str(temp_dir),
+            **common,
+        )
     except BaseException:
         reap_leftovers(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
-    return temp_dir
+    return ray, temp_dir
 
 
 def reap_leftovers(temp_dir: Path) -> None:
@@ -219,16 +287,11 @@ def reap_leftovers(temp_dir: Path) -> None:
             continue
 
 
-def quiet_data_context(ray: Any) -> None:
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.enable_operator_progress_bars = False
-    context.print_on_execution_start = False
-    context.verbose_stats_logs = False
-    if hasattr(context, "enable_rich_progress_bars"):
-        context.enable_rich_progress_bars = False
-    for handler in logging.getLogger("ray.data").handlers:
-        handler.setLevel(logging.CRITICAL)
+def shutdown_ray() -> None:
+    """Disconnect (and stop a private instance) if Ray got as far as starting."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def cause_of(exc: BaseException) -> BaseException:
@@ -245,34 +308,31 @@ def cause_of(exc: BaseException) -> BaseException:
     return exc
 
 
-def as_input_error(exc: BaseException, src: Path) -> InputError | None:
+def as_input_error(exc: BaseException) -> InputError | None:
+    """What the user should read for a failure on the cluster, or None for a bug."""
     cause = cause_of(exc)
     if isinstance(cause, InputError):
         return InputError(str(cause))
-    if isinstance(cause, (pa.ArrowException, OSError)):
-        return InputError(f"input {src} is corrupt or unreadable ({first_line(cause)})")
+    if isinstance(cause, (pa.ArrowException, OSError)):  # e.g. OUT's disk full or not writable on a node
+        return InputError(first_line(cause))
+    if type(exc).__name__ in ("RayActorError", "ActorDiedError", "ActorUnavailableError"):
+        return InputError(
+            f"a scoring actor died {MAX_RESTARTS + 1} times on the same unit of rows ({first_line(exc)}); "
+            "files not finished were not published"
+        )
     # Some wrappers (an actor that died in __init__) carry the worker's exception only as text.
     marker = f"{InputError.__module__}.{InputError.__qualname__}: "
     lines = [line for line in str(exc).splitlines() if line.startswith(marker)]
     return InputError(lines[-1][len(marker) :]) if lines else None
 
 
-def find_corrupt_file(sources: list[Path], options: OutputOptions) -> InputError | None:
-    """A read task failed on the cluster; Arrow's message names no file, so find the culprit here."""
-    for path in sources:
-        try:
-            for _ in read_batches(open_input(Location.local(path), options).parquet, path, DEFAULT_WINDOW_ROWS):
-                pass
-        except InputError as exc:
-            return exc
-    return None
-
-
 @contextlib.contextmanager
 def captured_stderr(log: Path) -> Iterator[None]:
     """Send fd 2 to `log` while Ray runs: its C++ core worker writes there directly (no logger to quiet).
 
-    A bug (anything but an InputError) replays the capture, so nothing needed to debug it is lost.
+    Ray's driver also prints the cluster's error reports (a worker died, a task is retried) to sys.stdout, which
+    is for the summary line: they go to the same log. A bug (anything but an InputError) replays the capture,
+    so nothing needed to debug it is lost.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -280,7 +340,8 @@ def captured_stderr(log: Path) -> Iterator[None]:
         with open(log, "ab") as sink:
             os.dup2(sink.fileno(), 2)
         try:
-            yield
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
         except (InputError, KeyboardInterrupt):
             raise
         except BaseException:
@@ -295,140 +356,123 @@ def captured_stderr(log: Path) -> Iterator[None]:
         log.unlink(missing_ok=True)
 
 
-def written_files(directory: Path) -> list[Path]:
-    return sorted(path for path in directory.rglob("*.parquet") if path.is_file())
-
-
-def count_output(files: list[Path]) -> tuple[int, int]:
-    """(rows, rows with a null label) from the footers of what was actually written."""
-    rows = nulls = 0
-    for path in files:
-        metadata = pq.read_metadata(path)
-        rows += metadata.num_rows
-        label = metadata.schema.to_arrow_schema().get_field_index("label")
-        for group in range(metadata.num_row_groups):
-            column = metadata.row_group(group).column(label)
-            if column.is_stats_set and column.statistics.has_null_count:
-                nulls += column.statistics.null_count
-            else:
-                nulls += pq.ParquetFile(path).read_row_group(group, columns=["label"]).column(0).null_count
-    return rows, nulls
-
-
-def publish_dir(staging: Path, out: Path) -> None:
-    """Swap the finished staging dir in as OUT; an earlier OUT is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def merge_into_file(parts: list[Path], out: Path, schema: pa.Schema, record: dict[str, Any]) -> None:
-    """IN a file gives OUT a file: stream the part files into one atomic Parquet file with the full record."""
-    with atomic_parquet_writer(Location.local(out), schema) as writer:
-        for part in parts:
-            parquet = pq.ParquetFile(part)
+def merge_parts(parts: list[Location], out: Location) -> RunStats:
+    """Publish one file's parts as OUT, atomically and durably, with one record summing the parts' records."""
+    records = [read_metadata(part) for part in parts]
+    record = {
+        **records[0],
+        "started_at": min(r["started_at"] for r in records),
+        **{key: sum(r[key] for r in records) for key in SUMMED_COUNTS},
+        "finished_at": now(),
+    }
+    files = [pq.ParquetFile(part.path, filesystem=part.filesystem) for part in parts]
+    with atomic_parquet_writer(out, files[0].schema_arrow) as writer:
+        for part, parquet in zip(parts, files):
             for batch in read_batches(parquet, part, DEFAULT_WINDOW_ROWS):
-                writer.write_batch(batch.replace_schema_metadata(schema.metadata))
-        if not parts:
-            writer.write_table(schema.empty_table())
+                writer.write_batch(batch)
+        if not record["rows"]:
+            writer.write_table(files[0].schema_arrow.empty_table())
         writer.add_key_value_metadata({METADATA_KEY: json.dumps(record).encode()})
+    return RunStats(**{key: record[key] for key in SUMMED_COUNTS}, files=1, outputs=[str(out)])
 
 
-def already_done(out: Path, scorer: Scorer) -> bool:
-    """--resume: OUT appears only when a run finished, so an OUT made by the same model is done."""
-    files = [out] if out.is_file() else written_files(out) if out.is_dir() else []
-    records = [read_metadata(Location.local(path)) for path in files]
-    return bool(records) and all(r and r.get("model_sha256") == scorer.manifest.sha256 for r in records)
+def staging_for(job: Job) -> Location:
+    """A hidden sibling of OUT for the part files: they never appear inside OUT, and one run never meets another's."""
+    return job.destination.sibling(temp_name(job.destination.name))
+
+
+def remove_staging(staging: Location) -> None:
+    with contextlib.suppress(OSError, pa.ArrowException):
+        staging.filesystem.delete_dir(staging.path)
 
 
 def run_ray(job: Job, scorer: Scorer) -> RunStats:
     """Score IN into OUT on a Ray cluster; returns the counts for the CLI's summary line."""
-    src, out = Path(job.source.path), Path(job.destination.path)
-    sources, input_schema, total_rows = plan_inputs(src, job.output)
-    if job.resume and already_done(out, scorer):
-        return RunStats(skipped_files=len(sources))
-    ray = import_ray()
-
-    record = {**model_record(scorer, job.output), "engine": "ray", "input": str(src), "started_at": now()}
-    schema = output_schema(input_schema, record)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = temp_path_for(out)  # hidden sibling of OUT, same naming as the local engine's temp files
+    stats = RunStats(orphaned_outputs=orphaned_outputs(job))
+    todo = []
+    for task in job.tasks:  # every file is checked (columns, readable footer) before any work
+        source = open_input(task.source, job.output)
+        if job.resume and already_done(task.destination, resume_identity(scorer, source, job.output)):
+            stats.skipped_files += 1
+        else:
+            todo.append((task, source.rows))
+    if not todo:
+        return stats
+    staging = staging_for(job)
     log = Path(tempfile.gettempdir()) / f"ray-score-{os.getpid()}-{uuid.uuid4().hex[:8]}.stderr"
     temp_dir = None
     try:
         with captured_stderr(log), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                temp_dir = start_ray(ray, job.ray_address)
-                quiet_data_context(ray)
-                truncated = score_on_cluster(ray, job, scorer, sources, schema, staging)
+                ray, temp_dir = start_ray(job.ray_address)
+                with Progress(sum(rows for _, rows in todo), job.progress_every) as progress:
+                    stats.add(score_on_cluster(ray, job, scorer, todo, staging, progress))
             except Exception as exc:
-                error = as_input_error(exc, src)
+                error = as_input_error(exc)
                 if error is None:
                     raise
-                if not isinstance(cause_of(exc), InputError):  # a read task failed: name the file
-                    error = find_corrupt_file(sources, job.output) or error
                 raise error from None
             finally:
-                if ray.is_initialized():
-                    ray.shutdown()
-        staging.mkdir(exist_ok=True)  # an all-empty input writes no part files
-        parts = written_files(staging)
-        rows, null_rows = count_output(parts)
-        if rows != total_rows:
-            raise RuntimeError(f"the Ray run wrote {rows} rows but the input holds {total_rows}; nothing published")
-        stats = RunStats(rows=rows, null_rows=null_rows, truncated_rows=truncated, files=len(sources), outputs=[str(out)])
-        if src.is_dir():
-            if not parts:
-                pq.write_table(schema.empty_table(), staging / "empty.parquet")
-            publish_dir(staging, out)
-        else:
-            record.update(rows=rows, null_rows=null_rows, truncated_rows=truncated, finished_at=now())
-            merge_into_file(parts, out, schema, record)
+                shutdown_ray()
         return stats
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_staging(staging)
         if temp_dir is not None:
             reap_leftovers(temp_dir)
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def score_on_cluster(
-    ray: Any, job: Job, scorer: Scorer, sources: list[Path], schema: pa.Schema, staging: Path
-) -> int:
-    """read_parquet -> map_batches(ScoreBatches) on an actor pool -> write_parquet; returns truncated texts."""
+    ray: Any, job: Job, scorer: Scorer, todo: list[tuple[FileTask, int]], staging: Location, progress: Progress
+) -> RunStats:
+    """Units go to whichever actor is free; a file is published as soon as its last unit is in."""
     actors, threads, reserve = pool_plan(ray.cluster_resources().get("CPU", 1), job.actors, job.threads)
-    totals = ray.remote(num_cpus=0)(_Totals).remote()
-    dataset = ray.data.read_parquet(
-        [str(path.resolve()) for path in sources],
-        partitioning=None,  # hive-style dir names must not add columns: input columns stay unchanged
-        file_extensions=None,
-    ).map_batches(
-        ScoreBatches,
-        fn_constructor_kwargs=dict(
-            model_dir=str(job.model_dir.resolve()),
-            sha256=scorer.manifest.sha256,
-            threads=threads,
-            max_batch_rows=job.max_batch_rows,
-            max_batch_tokens=job.max_batch_tokens,
-            text_column=job.output.text_column,
-            schema=schema,
-            totals=totals,
-        ),
-        compute=ray.data.ActorPoolStrategy(size=actors),
+    actor_class = ray.remote(
         num_cpus=reserve,
-        batch_size=DEFAULT_WINDOW_ROWS,
-        batch_format="pyarrow",
-        udf_modifying_row_count=False,
+        max_restarts=MAX_RESTARTS,
+        max_task_retries=MAX_RESTARTS,
+        scheduling_strategy="SPREAD",  # one node's loss takes as few actors as possible
+    )(ScoringActor)
+    options = dict(
+        model=job.model if URI_SCHEME.match(job.model) else str(job.model_dir.resolve()),
+        sha256=scorer.manifest.sha256,
+        threads=threads,
+        max_batch_rows=job.max_batch_rows,
+        max_batch_tokens=job.max_batch_tokens,
+        options=job.output,
     )
-    dataset.write_parquet(str(staging.resolve()), schema=schema, compression="zstd")
-    return ray.get(totals.total.remote())
+    idle = [actor_class.remote(**options) for _ in range(actors)]
+    queue = deque(plan_units([(task.source, rows) for task, rows in todo], actors, staging))
+    parts = {index: [unit.part for unit in queue if unit.index == index] for index in range(len(todo))}
+    left = {index: len(paths) for index, paths in parts.items()}
+    failures: Counter[str] = Counter()  # by part path: a Unit holds a filesystem, which does not hash
+    running: dict[Any, tuple[Any, Unit]] = {}
+    stats = RunStats()
+    while queue or running:
+        while idle and queue:
+            actor, unit = idle.pop(), queue.popleft()
+            running[actor.score.remote(unit)] = (actor, unit)
+        [ready], _ = ray.wait(list(running), num_returns=1)
+        actor, unit = running.pop(ready)
+        idle.append(actor)  # Ray restarts a dead actor behind the same handle
+        try:
+            done = ray.get(ready)
+        except ray.exceptions.RayActorError:
+            # Its actor died or went unreachable mid-unit (Ray does not retry the call when it cannot tell
+            # whether it ran): do the unit again, which rewrites the same part file.
+            failures[unit.part.path] += 1
+            if failures[unit.part.path] > MAX_RESTARTS:
+                raise
+            queue.appendleft(unit)
+            continue
+        progress.start_file(str(unit.source))
+        progress.update(done.rows)
+        left[unit.index] -= 1
+        if left[unit.index] == 0:
+            task, rows = todo[unit.index]
+            published = merge_parts(parts[unit.index], task.destination)
+            if published.rows != rows:
+                raise RuntimeError(f"{task.source} holds {rows} rows but the Ray run scored {published.rows}; not published")
+            stats.add(published)
+    return stats

@@ -137,14 +137,6 @@ def build_job(args: argparse.Namespace) -> tuple[Job, bool | None]:
     """Everything an engine needs, checked (where from, where to, file by file), and whether the model was cached."""
     source, destination = locate(args.input), locate(args.output)
     tasks, tree = plan_tasks(source, destination)
-    if args.engine == "ray":
-        if not (source.is_local and destination.is_local):
-            raise InputError("--engine ray takes local paths (or a shared filesystem) for IN and OUT; use --engine local")
-        if args.text_pair_column or args.function_to_apply or args.logits or args.long_text == "chunk":
-            raise InputError(
-                "--engine ray does not take --text-pair-column, --function-to-apply, --logits or --long-text "
-                "chunk yet; use --engine local"
-            )
     if args.text_pair_column and args.long_text == "chunk":
         raise InputError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
     model_dir, model_cached = model_dir_of(args.model)

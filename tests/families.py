@@ -8,7 +8,7 @@ DeBERTa, WordPiece for ELECTRA and MPNet. Special tokens, their ids and the pad 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,18 +43,20 @@ def template(cls: str, sep: str, pair_sep: str, ids: dict[str, int], second_type
     )
 
 
-def byte_level_bpe(specials: list[str], specials_last: bool = False) -> Tokenizer:
+def byte_level_bpe(
+    specials: list[str], specials_last: bool = False, texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE
+) -> Tokenizer:
     """GPT-2-style byte-level BPE; ModernBERT (OLMo's vocabulary) appends its specials after the merges."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=[] if specials_last else specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(corpus(), trainer)
+    tokenizer.train_from_iterator(corpus() if texts is None else texts, trainer)
     if specials_last:
         tokenizer.add_special_tokens(specials)
     return tokenizer
@@ -99,69 +101,62 @@ class Family:
     build_model: Callable[[int, dict[str, int], dict[str, int]], torch.nn.Module]
 
 
-def roberta_tokenizer() -> tuple[Tokenizer, type, dict]:
+def roberta_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE) -> tuple[Tokenizer, type, dict]:
     from transformers import RobertaTokenizerFast
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tokenizer = byte_level_bpe(specials)
+    tokenizer = byte_level_bpe(specials, texts=texts, vocab_size=vocab_size)
     tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False)
     return tokenizer, RobertaTokenizerFast, {}
 
 
-def modernbert_tokenizer() -> tuple[Tokenizer, type, dict]:
-    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
-    tokenizer = byte_level_bpe(specials, specials_last=True)
-    tokenizer.post_processor = template("[CLS]", "[SEP]", "", ids_of(tokenizer, specials), second_type=0)
-    kwargs = {
-        "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-        "mask_token": "[MASK]", "model_input_names": ["input_ids", "attention_mask"],
-    }
-    return tokenizer, PreTrainedTokenizerFast, kwargs
+def templated(
+    train: Callable[[list[str]], Tokenizer],
+    specials: list[str],
+    class_name: str,
+    second_type: int,
+    pair_sep: str = "",
+    **kwargs: object,
+) -> Callable[[], tuple[Tokenizer, type, dict]]:
+    """A builder: train with the family's specials, then add its `CLS A SEP [pair_sep] B SEP` template."""
+    cls, sep = (token for token in specials if token in ("<s>", "</s>", "[CLS]", "[SEP]"))
+
+    def build() -> tuple[Tokenizer, type, dict]:
+        import transformers
+
+        tokenizer = train(specials)
+        tokenizer.post_processor = template(cls, sep, pair_sep, ids_of(tokenizer, specials), second_type)
+        return tokenizer, getattr(transformers, class_name), kwargs
+
+    return build
 
 
-def xlm_roberta_tokenizer() -> tuple[Tokenizer, type, dict]:
-    from transformers import XLMRobertaTokenizerFast
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tokenizer = unigram(specials, "<unk>")
-    tokenizer.post_processor = template("<s>", "</s>", "</s>", ids_of(tokenizer, specials), second_type=0)
-    return tokenizer, XLMRobertaTokenizerFast, {}
-
-
-def albert_tokenizer() -> tuple[Tokenizer, type, dict]:
-    from transformers import AlbertTokenizerFast
-
-    specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = unigram(specials, "<unk>", lowercase=True)
-    tokenizer.post_processor = template("[CLS]", "[SEP]", "", ids_of(tokenizer, specials), second_type=1)
-    return tokenizer, AlbertTokenizerFast, {}
-
-
-def deberta_tokenizer() -> tuple[Tokenizer, type, dict]:
-    from transformers import DebertaV2TokenizerFast
-
-    specials = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
-    tokenizer = unigram(specials, "[UNK]")
-    tokenizer.post_processor = template("[CLS]", "[SEP]", "", ids_of(tokenizer, specials), second_type=1)
-    return tokenizer, DebertaV2TokenizerFast, {}
-
-
-def electra_tokenizer() -> tuple[Tokenizer, type, dict]:
-    from transformers import ElectraTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = wordpiece(specials, "[UNK]")
-    tokenizer.post_processor = template("[CLS]", "[SEP]", "", ids_of(tokenizer, specials), second_type=1)
-    return tokenizer, ElectraTokenizerFast, {}
-
-
-def mpnet_tokenizer() -> tuple[Tokenizer, type, dict]:
-    from transformers import MPNetTokenizerFast
-
-    specials = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
-    tokenizer = wordpiece(specials, "[UNK]")
-    tokenizer.post_processor = template("<s>", "</s>", "</s>", ids_of(tokenizer, specials), second_type=0)
-    return tokenizer, MPNetTokenizerFast, {}
+modernbert_tokenizer = templated(
+    lambda specials: byte_level_bpe(specials, specials_last=True),
+    ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"], "PreTrainedTokenizerFast", second_type=0,
+    unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]",
+    model_input_names=["input_ids", "attention_mask"],
+)
+xlm_roberta_tokenizer = templated(
+    lambda specials: unigram(specials, "<unk>"), ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    "XLMRobertaTokenizerFast", second_type=0, pair_sep="</s>",
+)
+albert_tokenizer = templated(
+    lambda specials: unigram(specials, "<unk>", lowercase=True), ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"],
+    "AlbertTokenizerFast", second_type=1,
+)
+deberta_tokenizer = templated(
+    lambda specials: unigram(specials, "[UNK]"), ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"],
+    "DebertaV2TokenizerFast", second_type=1,
+)
+electra_tokenizer = templated(
+    lambda specials: wordpiece(specials, "[UNK]"), ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+    "ElectraTokenizerFast", second_type=1,
+)
+mpnet_tokenizer = templated(
+    lambda specials: wordpiece(specials, "[UNK]"), ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"],
+    "MPNetTokenizerFast", second_type=0, pair_sep="</s>",
+)
 
 
 def with_labels(config: object) -> object:
@@ -173,67 +168,54 @@ def with_labels(config: object) -> object:
     return config
 
 
-def roberta_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
-    from transformers import RobertaConfig, RobertaForSequenceClassification
+def classifier(prefix: str, vocab_size: int, shape: dict[str, int], **config: object) -> torch.nn.Module:
+    """transformers' `{prefix}ForSequenceClassification` from a `{prefix}Config` of this shape."""
+    import transformers
 
-    config = RobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1, **shape)
-    return RobertaForSequenceClassification(with_labels(config))
+    config = getattr(transformers, f"{prefix}Config")(vocab_size=vocab_size, **{**shape, **config})
+    return getattr(transformers, f"{prefix}ForSequenceClassification")(with_labels(config))
+
+
+def roberta_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
+    return classifier("Roberta", vocab_size, shape, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1)
 
 
 def xlm_roberta_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
-
-    config = XLMRobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1, **shape)
-    return XLMRobertaForSequenceClassification(with_labels(config))
+    return classifier("XLMRoberta", vocab_size, shape, max_position_embeddings=MAX_LENGTH + 2, type_vocab_size=1)
 
 
 def deberta_v3_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     """DeBERTa-v3's config: relative attention (c2p, p2c), no absolute positions, no token types."""
-    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
-
-    config = DebertaV2Config(
-        vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH, type_vocab_size=0, relative_attention=True,
-        position_buckets=32, max_relative_positions=-1, pos_att_type=["p2c", "c2p"], position_biased_input=False,
-        norm_rel_ebd="layer_norm", share_att_key=True, pad_token_id=0, **shape,
+    return classifier(
+        "DebertaV2", vocab_size, shape, max_position_embeddings=MAX_LENGTH, type_vocab_size=0,
+        relative_attention=True, position_buckets=32, max_relative_positions=-1, pos_att_type=["p2c", "c2p"],
+        position_biased_input=False, norm_rel_ebd="layer_norm", share_att_key=True, pad_token_id=0,
     )
-    return DebertaV2ForSequenceClassification(with_labels(config))
 
 
 def albert_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
-    from transformers import AlbertConfig, AlbertForSequenceClassification
-
-    config = AlbertConfig(
-        vocab_size=vocab_size, embedding_size=16, max_position_embeddings=MAX_LENGTH, pad_token_id=0,
-        bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"], **shape,
+    return classifier(
+        "Albert", vocab_size, shape, embedding_size=16, max_position_embeddings=MAX_LENGTH, pad_token_id=0,
+        bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"],
     )
-    return AlbertForSequenceClassification(with_labels(config))
 
 
 def electra_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
-    from transformers import ElectraConfig, ElectraForSequenceClassification
-
-    config = ElectraConfig(vocab_size=vocab_size, embedding_size=16, max_position_embeddings=MAX_LENGTH, **shape)
-    return ElectraForSequenceClassification(with_labels(config))
+    return classifier("Electra", vocab_size, shape, embedding_size=16, max_position_embeddings=MAX_LENGTH)
 
 
 def mpnet_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
-    from transformers import MPNetConfig, MPNetForSequenceClassification
-
-    config = MPNetConfig(vocab_size=vocab_size, max_position_embeddings=MAX_LENGTH + 2, pad_token_id=1, **shape)
-    return MPNetForSequenceClassification(with_labels(config))
+    return classifier("MPNet", vocab_size, shape, max_position_embeddings=MAX_LENGTH + 2, pad_token_id=1)
 
 
 def modernbert_model(vocab_size: int, ids: dict[str, int], shape: dict[str, int] = TINY) -> torch.nn.Module:
     """One more layer than the others, so both kinds run: global attention (layer 0) and sliding-window local."""
-    from transformers import ModernBertConfig, ModernBertForSequenceClassification
-
-    config = ModernBertConfig(
-        vocab_size=vocab_size, **{**shape, "num_hidden_layers": shape["num_hidden_layers"] + 1},
+    return classifier(
+        "ModernBert", vocab_size, shape, num_hidden_layers=shape["num_hidden_layers"] + 1,
         max_position_embeddings=MAX_LENGTH, local_attention=16, global_attn_every_n_layers=3,
         pad_token_id=ids["[PAD]"], cls_token_id=ids["[CLS]"], sep_token_id=ids["[SEP]"],
         bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"], classifier_pooling="cls", reference_compile=False,
     )
-    return ModernBertForSequenceClassification(with_labels(config))
 
 
 FAMILIES = {

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from export.checkpoint import load_checkpoint
-from export.validate import ValidationError, validate_model_outputs
+from export.errors import ValidationError
+from export.validate import validate_model_outputs
 from runtime.model_dir import read_manifest
 from tests.conftest import ROOT
 
@@ -104,7 +105,8 @@ def test_int8_below_the_agreement_bar_is_refused(models, tmp_path):
     import shutil
 
     from export.probes import agreement_texts
-    from export.quantize import QuantizationError, quantize_until_agreement
+    from export.errors import QuantizationError
+    from export.quantize import quantize_until_agreement
 
     checkpoint_dir, model_dir = models["bert"]
     model_dir = shutil.copytree(model_dir, tmp_path / "model")

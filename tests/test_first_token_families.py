@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from export.first_token import FIRST_TOKEN_LAST_LAYER, WHOLE_MODEL, first_token_last_layer
+from export.first_token import WHOLE_MODEL, first_token_last_layer
 from tests.families import FAMILIES
-from tests.test_first_token import last_layer_lengths, padded_batch
+from tests.test_first_token import assert_first_token_layer_exact, padded_batch
 
 EXACT = ["roberta", "xlm-roberta", "electra", "albert", "mpnet"]
 WHOLE = ["deberta-v2", "modernbert"]
@@ -22,18 +22,7 @@ def family_model(name: str) -> torch.nn.Module:
 
 @pytest.mark.parametrize("name", EXACT)
 def test_first_token_layer_matches_full_layer(name: str) -> None:
-    model = family_model(name)
-    batch = padded_batch()
-    reference, full_length = last_layer_lengths(model, batch)
-    assert full_length == batch["input_ids"].shape[1]
-    with first_token_last_layer(model) as applied:
-        pruned, pruned_length = last_layer_lengths(model, batch)
-    assert applied == [FIRST_TOKEN_LAST_LAYER]
-    assert pruned_length == 1
-    torch.testing.assert_close(pruned, reference, atol=1e-5, rtol=0)
-    restored, restored_length = last_layer_lengths(model, batch)
-    assert restored_length == full_length
-    torch.testing.assert_close(restored, reference, atol=0, rtol=0)
+    assert_first_token_layer_exact(family_model(name))
 
 
 @pytest.mark.parametrize("name", WHOLE)

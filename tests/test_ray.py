@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import ROOT, SST2_DEV, assert_clean_error, corrupt_middle, score as run_cli, write
+from tests.ray_processes import is_loopback, run_watched
 
-pytest.importorskip("ray.data")
+pytest.importorskip("ray")
 
 RAY_TIMEOUT = 240  # seconds; a healthy run takes ~10-30 s on 2 busy cores
 
@@ -46,11 +48,6 @@ def sst2_texts() -> list[str]:
     return [line.split("\t")[0] for line in lines] or [f"a film that is good number {i}" for i in range(100)]
 
 
-def read_dir(directory: Path) -> pa.Table:
-    files = sorted(directory.rglob("*.parquet"))
-    return pa.concat_tables([pq.read_table(path).replace_schema_metadata(None) for path in files])
-
-
 @pytest.fixture(scope="module")
 def model_dir(models) -> Path:
     return models["distilbert"][1]
@@ -58,12 +55,14 @@ def model_dir(models) -> Path:
 
 @pytest.fixture(scope="module")
 def scored(model_dir, tmp_path_factory):
-    """One directory (nested, nulls, extra columns) scored by both engines."""
+    """One directory (nested, nulls, extra columns, two schemas) scored by both engines."""
     base = tmp_path_factory.mktemp("ray")
     texts = sst2_texts()
     in_dir = base / "in"
     next_id = 0
-    for name, rows in [("a.parquet", 400), ("b.parquet", 250), ("nested/c.parquet", 300), ("nested/d.parquet", 1)]:
+    # "day=.../big.parquet": a partitioned layout, and a file big enough to be cut into units and merged back
+    layout = [("a.parquet", 400), ("b.parquet", 250), ("nested/c.parquet", 300), ("nested/d.parquet", 1)]
+    for name, rows in [*layout, ("day=2024-01-02/big.parquet", 17000)]:
         ids = list(range(next_id, next_id + rows))
         table = pa.table(
             {
@@ -73,11 +72,19 @@ def scored(model_dir, tmp_path_factory):
                 "genre": pa.array([["drama", "comedy", "news"][i % 3] for i in ids]).dictionary_encode(),
             }
         )
+        if name == "nested/d.parquet":  # files may differ in schema: each output keeps its input's
+            table = table.select(["text", "id"])
         write(in_dir / name, table, row_group_size=128)
         next_id += rows
     ray_out, local_out = base / "out-ray", base / "out-local"
+    home = tmp_path_factory.mktemp("home")  # where Ray 2.60 would save a token it generates (~/.ray/auth_token)
     started = time.perf_counter()
-    ray_run = score(model_dir, in_dir, ray_out, "--engine", "ray")
+    ray_run, seen = run_watched(
+        [sys.executable, "-m", "runtime.score", str(in_dir), str(ray_out), "--model", str(model_dir), "--engine", "ray"],
+        cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}, "HOME": str(home)},
+        timeout=RAY_TIMEOUT,
+    )
     seconds = time.perf_counter() - started
     local_run = score(model_dir, in_dir, local_out)
     assert local_run.returncode == 0, local_run.stderr
@@ -89,7 +96,34 @@ def scored(model_dir, tmp_path_factory):
         "ray_out": ray_out,
         "local_out": local_out,
         "seconds": seconds,
+        "seen": seen,
+        "home": home,
     }
+
+
+def test_private_instance_listens_on_loopback_only(scored):
+    seen = scored["seen"]
+    # the run was watched: the GCS, the raylet and the scoring workers all showed their sockets
+    assert {"gcs_server", "raylet"} <= seen.names() and any(name.startswith("ray::") for name in seen.names()), seen
+    exposed = sorted((name, host, port) for name, host, port in seen.listening if not is_loopback(host))
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+def test_private_instance_uses_a_fresh_token_that_is_never_shown(scored):
+    seen = scored["seen"]
+    assert {mode for _, _, mode in seen.auth_modes} == {"token"}, f"GCS and raylet modes: {seen.auth_modes}"
+    assert len(seen.tokens) == 1, "every Ray process of the run shares one token, from its environment"
+    token = next(iter(seen.tokens))
+    assert len(token) >= 32
+    assert seen.log_texts, "the run's Ray logs were read while it ran"
+    places = {"stdout": scored["ray"].stdout, "stderr": scored["ray"].stderr, **{str(k): v for k, v in seen.log_texts.items()}}
+    places.update({f"command line {i}": line for i, line in enumerate(seen.command_lines)})
+    assert not [place for place, text in places.items() if token in text]
+    assert not (scored["home"] / ".ray").exists(), "no token file was written into the user's home"
+
+
+def test_no_ray_process_outlives_the_run(scored):
+    assert scored["seen"].leftovers == []
 
 
 def test_ray_run_succeeds_with_one_quiet_summary_line(scored):
@@ -99,56 +133,63 @@ def test_ray_run_succeeds_with_one_quiet_summary_line(scored):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
     nulls = sum(1 for i in range(scored["rows"]) if i % 9 == 4)
-    assert lines[0].startswith(f"scored {scored['rows']} rows in 4 file(s) ({nulls} null, 0 truncated)"), lines[0]
+    assert lines[0].startswith(f"scored {scored['rows']} rows in 5 file(s) ({nulls} null, 0 truncated)"), lines[0]
 
 
-def test_ray_equals_local_row_for_row(scored):
-    ray_table = read_dir(scored["ray_out"]).sort_by("id")
-    local_table = read_dir(scored["local_out"]).sort_by("id")
-    inputs = read_dir(scored["in"]).sort_by("id")
-    # no lost or duplicated rows, every input column carried through unchanged
-    ids = ray_table["id"].to_pylist()
-    assert len(ids) == len(set(ids)) == scored["rows"]
-    assert ray_table.select(inputs.column_names).to_pylist() == inputs.to_pylist()
-    assert ray_table.select(inputs.column_names).schema == inputs.schema
-    assert ray_table.schema == local_table.schema
-    assert ray_table["label"].to_pylist() == local_table["label"].to_pylist()
-    assert ray_table["label"].null_count == inputs["text"].null_count > 0
-    ray_probs = ray_table["probabilities"].to_pylist()
-    local_probs = local_table["probabilities"].to_pylist()
-    assert [p is None for p in ray_probs] == [p is None for p in local_probs]
-    present = [i for i, p in enumerate(local_probs) if p is not None]
-    np.testing.assert_allclose(
-        np.array([ray_probs[i] for i in present]), np.array([local_probs[i] for i in present]), atol=1e-5
-    )
-    np.testing.assert_allclose(
-        np.array(ray_table["score"].to_pylist(), dtype=float)[present],
-        np.array(local_table["score"].to_pylist(), dtype=float)[present],
-        atol=1e-5,
-    )
+def relative_files(directory: Path) -> list[Path]:
+    return sorted(path.relative_to(directory) for path in directory.rglob("*") if path.is_file())
 
 
-def test_ray_output_schema_and_record(scored):
-    files = sorted(scored["ray_out"].rglob("*.parquet"))
-    assert files
-    local_schema = pq.read_schema(next(scored["local_out"].rglob("*.parquet")))
-    for path in files:
-        schema = pq.read_schema(path)
-        assert schema.names == ["id", "text", "stars", "genre", "label", "score", "probabilities"]
-        assert schema.remove_metadata() == local_schema.remove_metadata()
-        assert pa.types.is_dictionary(schema.field("genre").type)
-        assert schema.field("score").type == pa.float32()
-        assert schema.field("probabilities").type == pa.list_(pa.float32())
-        record = json.loads(pq.read_metadata(path).metadata[b"runtime.score"])
-        assert record["engine"] == "ray" and record["labels"] == ["NEGATIVE", "POSITIVE"]
-        assert len(record["model_sha256"]) == 64
-
-
-def test_ray_leaves_no_staging_or_temp_files(scored):
+def test_ray_keeps_the_layout_one_output_per_input(scored):
+    inputs = relative_files(scored["in"])
+    assert relative_files(scored["ray_out"]) == relative_files(scored["local_out"]) == inputs
+    # no staging dir, temp or part file left anywhere; Ray's session files lived in a private dir, now gone
     assert sorted(path.name for path in scored["base"].iterdir()) == ["in", "out-local", "out-ray"]
-    assert all(not path.name.startswith(".") for path in scored["ray_out"].rglob("*"))
-    assert all(path.suffix == ".parquet" and path.is_file() for path in scored["ray_out"].iterdir())
     assert not (ROOT / "ray").exists() and not list(ROOT.glob("session_*"))
+
+
+def test_ray_equals_local_row_for_row_in_each_file(scored):
+    for name in relative_files(scored["in"]):
+        ray_table = pq.read_table(scored["ray_out"] / name)
+        local_table = pq.read_table(scored["local_out"] / name)
+        inputs = pq.read_table(scored["in"] / name)
+        # every row exactly once, in the input's order, every input column unchanged (types included)
+        assert ray_table.select(inputs.column_names).equals(inputs), name
+        assert ray_table.schema == local_table.schema
+        assert ray_table["label"].to_pylist() == local_table["label"].to_pylist()
+        assert ray_table["label"].null_count == inputs["text"].null_count
+        present = np.flatnonzero(ray_table["score"].is_valid().to_numpy(zero_copy_only=False))
+        np.testing.assert_allclose(
+            np.stack(ray_table["probabilities"].to_numpy(zero_copy_only=False)[present]),
+            np.stack(local_table["probabilities"].to_numpy(zero_copy_only=False)[present]),
+            atol=1e-5,
+        )
+
+
+def test_ray_writes_the_local_engines_record(scored):
+    for name in relative_files(scored["in"]):
+        ray_record = json.loads(pq.read_metadata(scored["ray_out"] / name).metadata[b"runtime.score"])
+        local_record = json.loads(pq.read_metadata(scored["local_out"] / name).metadata[b"runtime.score"])
+        assert ray_record.keys() == local_record.keys()
+        for key in ("rows", "null_rows", "truncated_rows", "input", "model_sha256", "labels", "text_column"):
+            assert ray_record[key] == local_record[key], (name, key)
+        assert ray_record["rows"] == pq.read_metadata(scored["in"] / name).num_rows
+        assert ray_record["started_at"] <= ray_record["finished_at"]
+
+
+def test_resume_on_ray_skips_finished_files_only(scored, model_dir):
+    out = scored["ray_out"]
+    again = score(model_dir, scored["in"], out, "--engine", "ray", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("scored 0 rows in 0 file(s), 5 file(s) already done"), again.stdout
+    redo = Path("nested/c.parquet")
+    before = {name: (out / name).stat().st_mtime_ns for name in relative_files(out) if name != redo}
+    (out / redo).unlink()
+    again = score(model_dir, scored["in"], out, "--engine", "ray", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("scored 300 rows in 1 file(s), 4 file(s) already done"), again.stdout
+    assert pq.read_table(out / redo).select(["id", "label"]).equals(pq.read_table(scored["local_out"] / redo).select(["id", "label"]))
+    assert {name: (out / name).stat().st_mtime_ns for name in relative_files(out) if name != redo} == before
 
 
 def test_text_column_of_wrong_type_fails_before_ray_starts(model_dir, tmp_path):
@@ -177,16 +218,10 @@ def test_corrupt_page_on_the_cluster_is_one_error_line_and_no_out(model_dir, tmp
     result = score(model_dir, tmp_path / "in", tmp_path / "out", "--engine", "ray")
     assert_clean_error(result, "broken.parquet", "corrupt")
     assert not orphaned_ray_workers()
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["old.parquet"]
+    # each file appears whole or not at all: good.parquet may be done, broken.parquet never is
+    assert {path.name for path in (tmp_path / "out").iterdir()} <= {"old.parquet", "good.parquet"}
+    assert (tmp_path / "out" / "old.parquet").read_bytes() == b"yesterday"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in", "out"]
-
-
-def test_files_with_different_schemas_are_refused_up_front(model_dir, tmp_path):
-    write(tmp_path / "in" / "a.parquet", pa.table({"id": [1], "text": ["fine"]}))
-    write(tmp_path / "in" / "b.parquet", pa.table({"text": ["fine"], "id": [2]}))
-    result = score(model_dir, tmp_path / "in", tmp_path / "out", "--engine", "ray")
-    assert_clean_error(result, "a.parquet", "b.parquet", "one schema")
-    assert not (tmp_path / "out").exists()
 
 
 def test_missing_ray_names_the_extra(model_dir, tmp_path):
@@ -203,7 +238,7 @@ def test_missing_ray_names_the_extra(model_dir, tmp_path):
 # --- pieces that need no cluster ---------------------------------------------------------------------------
 
 
-def test_pool_plan_leaves_cpu_for_ray_data_tasks():
+def test_pool_plan_leaves_room_for_restarted_actors():
     from runtime.ray_engine import pool_plan
 
     actors, threads, reserve = pool_plan(2, None, None)
@@ -216,43 +251,69 @@ def test_pool_plan_leaves_cpu_for_ray_data_tasks():
     assert (actors, threads) == (8, 1) and actors * reserve < 2
 
 
-def test_an_input_error_carried_only_as_text_is_recovered(tmp_path):
+def test_an_input_error_carried_only_as_text_is_recovered():
     from runtime.ray_engine import as_input_error
 
     wrapped = RuntimeError(
         "The actor died because of an error raised in its creation task\n  File x\n"
         "runtime.errors.InputError: model dir /m differs on node n2 (sha256 abc, the driver has def)"
     )
-    error = as_input_error(wrapped, tmp_path)
+    error = as_input_error(wrapped)
     assert error is not None and str(error).startswith("model dir /m differs on node n2")
-    assert as_input_error(RuntimeError("some bug"), tmp_path) is None
+    assert as_input_error(RuntimeError("some bug")) is None
 
 
-def test_single_file_parts_merge_into_one_atomic_file(tmp_path):
-    from runtime.parquet_io import output_schema
-    from runtime.ray_engine import merge_into_file, publish_dir
+@pytest.mark.parametrize("rows, actors", [(1, 2), (17000, 2), (500_000, 3), (3_000_000, 64)])
+def test_units_cover_every_row_exactly_once(rows, actors, tmp_path):
+    from runtime.ray_engine import MAX_UNIT_ROWS, MIN_UNIT_ROWS, plan_units
+    from runtime.storage import Location
 
-    schema = output_schema(pa.schema([("id", pa.int64()), ("text", pa.string())]), {"engine": "ray"})
-    parts = []
-    for i in range(3):
-        batch = pa.table(
-            {
-                "id": [i],
-                "text": [f"t{i}"],
-                "label": ["POSITIVE"],
-                "score": pa.array([0.9], pa.float32()),
-                "probabilities": pa.array([[0.1, 0.9]], pa.list_(pa.float32())),
-            },
-            schema=schema,
-        )
-        parts.append(write(tmp_path / "staging" / f"part-{i}.parquet", batch))
-    merge_into_file(parts, tmp_path / "out.parquet", schema, {"engine": "ray", "rows": 3})
-    merged = pq.read_table(tmp_path / "out.parquet")
-    assert merged["id"].to_pylist() == [0, 1, 2] and merged.schema.remove_metadata() == schema.remove_metadata()
-    assert json.loads(pq.read_metadata(tmp_path / "out.parquet").metadata[b"runtime.score"])["rows"] == 3
+    names = [("small.parquet", 5), ("big.parquet", rows), ("empty.parquet", 0)]
+    sources = [(Location.local(tmp_path / name), count) for name, count in names]
+    units = plan_units(sources, actors, Location.local(tmp_path / "staging"))
+    assert len({unit.part.path for unit in units}) == len(units)
+    for index, (source, count) in enumerate(sources):
+        mine = [unit for unit in units if unit.index == index]
+        assert all(unit.source == source for unit in mine)
+        if len(mine) == 1:
+            assert mine[0].rows is None  # read whole
+            continue
+        covered = [row for unit in mine for row in unit.rows]
+        assert covered == list(range(count))
+        assert all(MIN_UNIT_ROWS // 2 <= len(unit.rows) <= MAX_UNIT_ROWS * 1.5 for unit in mine)
+    if rows >= 500_000:
+        assert len(units) >= actors  # every actor gets work
 
-    (tmp_path / "out-dir").mkdir()
-    (tmp_path / "out-dir" / "old.parquet").write_bytes(b"old")
-    publish_dir(tmp_path / "staging", tmp_path / "out-dir")
-    assert sorted(path.name for path in (tmp_path / "out-dir").iterdir()) == [p.name for p in parts]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["out-dir", "out.parquet"]
+
+@pytest.mark.parametrize("row_group_size", [1000, 3000, 7000])
+@pytest.mark.parametrize("window", [256, 8192])
+def test_reading_a_slice_of_rows_yields_exactly_those_rows(tmp_path, row_group_size, window):
+    from runtime.parquet_io import read_batches
+
+    path = write(tmp_path / "in.parquet", pa.table({"id": range(7000)}), row_group_size=row_group_size)
+    for rows in [range(0, 7000), range(0, 1), range(2999, 3001), range(1234, 5678), range(6999, 7000)]:
+        batches = list(read_batches(pq.ParquetFile(path), path, window, rows))
+        assert [i for batch in batches for i in batch.column("id").to_pylist()] == list(rows)
+        assert all(0 < batch.num_rows <= window for batch in batches)
+
+
+def test_s3_in_out_and_model_through_ray(s3, model_dir, tmp_path):
+    """IN, OUT and the model on an S3-protocol server: actors read, write and fetch the model through the store."""
+    from tests.test_storage_s3 import objects, read_s3, reviews, upload_file, without_record
+
+    bucket = s3.new_bucket()
+    for path in sorted(model_dir.iterdir()):
+        upload_file(s3, bucket, f"models/tiny/{path.name}", path)
+    layout = ["day=1/part-0.parquet", "day=2/part-0.parquet"]
+    for number, relative in enumerate(layout):
+        upload_file(s3, bucket, f"in/{relative}", write(tmp_path / "in" / relative, reviews(300, start=300 * number)))
+    env = s3.env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    model = f"s3://{bucket}/models/tiny/"
+    result = score(model, f"s3://{bucket}/in/", f"s3://{bucket}/out/", "--engine", "ray", env=env)
+    assert result.returncode == 0, result.stderr
+    assert score(model_dir, tmp_path / "in", tmp_path / "out").returncode == 0
+    assert [key for key in objects(s3, bucket) if key.startswith("out/")] == [f"out/{name}" for name in layout]
+    assert not [key for key in objects(s3, bucket) if ".tmp-" in key]  # no staging key left
+    for relative in layout:
+        expected = without_record(pq.read_table(tmp_path / "out" / relative))
+        assert without_record(read_s3(s3, bucket, f"out/{relative}")).equals(expected)

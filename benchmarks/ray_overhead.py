@@ -1,0 +1,91 @@
+"""`--engine ray` against the local engine on this machine: the fixed start cost and the steady rows/s, apart.
+
+Each engine scores the same Parquet file at two sizes through the CLI, as a user runs it; with wall time
+t(n) = fixed + n / steady, the two sizes give both numbers. Sizes alternate between engines within one run, so
+both see the same machine; read the ratio, not the absolute figures.
+Usage: python -m benchmarks.ray_overhead [--rows 50000] [--small-rows 5000] [--model models/demo] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.corpus import benchmark_texts
+from benchmarks.machine import cpu_flags
+from benchmarks.throughput import ROOT, timed_command
+from runtime.model_dir import package_versions
+from runtime.session import default_threads
+
+ENGINES = ("local", "ray")
+GOAL = 0.85  # Ray's steady rate as a share of the local engine's
+
+
+def write_input(path: Path, rows: int) -> Path:
+    texts = benchmark_texts()
+    table = pa.table({"id": np.arange(rows), "text": [texts[i % len(texts)] for i in range(rows)]})
+    pq.write_table(table, path, row_group_size=10_000)
+    return path
+
+
+def fit(small: tuple[int, float], big: tuple[int, float]) -> dict[str, float]:
+    """Fixed seconds and steady rows/s from wall times at two sizes."""
+    (n_small, t_small), (n_big, t_big) = small, big
+    steady = (n_big - n_small) / (t_big - t_small)
+    return {"fixed_s": round(t_big - n_big / steady, 2), "steady_rows_per_s": round(steady, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--small-rows", type=int, default=5_000)
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "demo")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    walls: dict[str, dict[int, float]] = {engine: {} for engine in ENGINES}
+    with tempfile.TemporaryDirectory() as scratch:
+        for rows in (args.small_rows, args.rows):
+            src = write_input(Path(scratch) / f"in-{rows}.parquet", rows)
+            for engine in ENGINES:
+                out = Path(scratch) / f"out-{engine}-{rows}.parquet"
+                command = [sys.executable, "-m", "runtime.score", str(src), str(out), "--model", str(args.model)]
+                seconds, _, _ = timed_command([*command, "--engine", engine])
+                walls[engine][rows] = round(seconds, 2)
+                print(f"{engine:5s} {rows:6d} rows: {seconds:6.1f} s wall", flush=True)
+    engines = {
+        engine: {
+            "wall_s": walls[engine],
+            **fit((args.small_rows, walls[engine][args.small_rows]), (args.rows, walls[engine][args.rows])),
+        }
+        for engine in ENGINES
+    }
+    ratio = engines["ray"]["steady_rows_per_s"] / engines["local"]["steady_rows_per_s"]
+    report = {
+        "rows": args.rows,
+        "small_rows": args.small_rows,
+        "model": str(args.model),
+        "engines": engines,
+        "ray_steady_share_of_local": round(ratio, 3),
+        "goal": GOAL,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": default_threads(), **cpu_flags()},
+        "load_average_1m_after": round(os.getloadavg()[0], 2),  # other jobs on the host: above the cores, noisy
+        "versions": package_versions(("onnxruntime", "pyarrow", "ray")),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ray_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
+    for engine, numbers in engines.items():
+        print(f"{engine}: fixed {numbers['fixed_s']} s, steady {numbers['steady_rows_per_s']:,.0f} rows/s")
+    print(f"ray steady rate = {ratio:.0%} of local (goal {GOAL:.0%})")
+
+
+if __name__ == "__main__":
+    main()
