@@ -68,5 +68,5 @@ def slow_tokenizer_files(name: str, tokenizer: PreTrainedTokenizerFast) -> list[
     """
     if checkpoint_file(name, TOKENIZER_FILE):
         return []
-    files = [file for key, file in tokenizer.vocab_files_names.items() if file != TOKENIZER_FILE]
+    files = [file for file in tokenizer.vocab_files_names.values() if file != TOKENIZER_FILE]
     return [file for file in files if checkpoint_file(name, file)]
