@@ -49,7 +49,10 @@ def load_checkpoint(name: str) -> Checkpoint:
     if not tokenizer.is_fast:
         raise InputError(f"checkpoint {name} has no fast tokenizer; the runtime needs tokenizer.json")
     return Checkpoint(
-        name=name, model=model.eval(), tokenizer=tokenizer, tokenizer_converted_from=slow_tokenizer_files(name, tokenizer)
+        name=name,
+        model=model.eval(),
+        tokenizer=tokenizer,
+        tokenizer_converted_from=slow_tokenizer_files(name, tokenizer),
     )
 
 

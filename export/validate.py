@@ -191,7 +191,7 @@ def validate_model_outputs(
     if logit_share > 1 or prob_diff > atol:
         raise ValidationError(
             f"{type(checkpoint.model).__name__}'s ONNX output differs from PyTorch: max |diff| logits "
-            f"{logit_diff:.2e} ({logit_share:.1f}x the tolerance atol {atol:.0e} + rtol {rtol:.0e} x |logit|), probabilities {prob_diff:.2e} "
-            f"(tolerance {atol:.0e})"
+            f"{logit_diff:.2e} ({logit_share:.1f}x the tolerance atol {atol:.0e} + rtol {rtol:.0e} x |logit|), "
+            f"probabilities {prob_diff:.2e} (tolerance {atol:.0e})"
         )
     return report
