@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             measured = paired_rates(dirs, texts, args.repeats, threads)
             speedup = measured["speedup"]
             report["families"][name] = {key: round(value, 3) for key, value in measured.items()}
-            print(f"  {name:<12} whole {measured['whole']:7.1f}/s  first-token {measured['first_token']:7.1f}/s  x{speedup:.3f}", flush=True)
+            rates = f"whole {measured['whole']:7.1f}/s  first-token {measured['first_token']:7.1f}/s"
+            print(f"  {name:<12} {rates}  x{speedup:.3f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "first_token.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out / 'first_token.json'}")

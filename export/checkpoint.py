@@ -44,7 +44,9 @@ def load_checkpoint(name: str | CheckpointSource) -> Checkpoint:
     if not tokenizer.is_fast:
         raise InputError(f"checkpoint {source.name} has no fast tokenizer; the runtime needs tokenizer.json")
     converted_from = slow_tokenizer_files(where, tokenizer, local_only)
-    return Checkpoint(name=source.name, model=model.eval(), tokenizer=tokenizer, tokenizer_converted_from=converted_from)
+    return Checkpoint(
+        name=source.name, model=model.eval(), tokenizer=tokenizer, tokenizer_converted_from=converted_from
+    )
 
 
 def checkpoint_file(name: str, filename: str, local_only: bool) -> str | None:
@@ -66,5 +68,10 @@ def slow_tokenizer_files(name: str, tokenizer: PreTrainedTokenizerFast, local_on
     """
     if checkpoint_file(name, TOKENIZER_FILE, local_only):
         return []
+<<<<<<< HEAD
     files = [file for key, file in tokenizer.vocab_files_names.items() if file != TOKENIZER_FILE]
     return [file for file in files if checkpoint_file(name, file, local_only)]
+=======
+    files = [file for file in tokenizer.vocab_files_names.values() if file != TOKENIZER_FILE]
+    return [file for file in files if checkpoint_file(name, file)]
+>>>>>>> families

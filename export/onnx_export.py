@@ -15,6 +15,7 @@ from export.checkpoint import Checkpoint
 from export.first_token import first_token_last_layer
 from runtime.errors import InputError
 from runtime.model_dir import ONNX_FILE
+from runtime.parquet_io import first_line
 
 
 
@@ -38,8 +39,7 @@ def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET, fi
                 do_validation=False,
             )
         except Exception as exc:  # the tracer's and optimum's reasons vary by architecture; keep the first line
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise InputError(f"cannot export {architecture}: the ONNX export failed ({reason})") from exc
+            raise InputError(f"cannot export {architecture}: the ONNX export failed ({first_line(exc)})") from exc
     checkpoint.tokenizer.save_pretrained(out_dir)
     onnx.checker.check_model(str(out_dir / ONNX_FILE))
     return optimizations

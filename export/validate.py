@@ -118,7 +118,9 @@ def check_converted_tokenizer(checkpoint: Checkpoint, probe_sets: list[tuple[lis
     compared = 0
     for texts, pairs in probe_sets:
         # batched and untruncated: a single call drops an empty pair, and slow truncation differs by design
-        converted_ids, original_ids = (tokenizer(texts, pairs, verbose=False)["input_ids"] for tokenizer in (checkpoint.tokenizer, original))
+        converted_ids, original_ids = (
+            tokenizer(texts, pairs, verbose=False)["input_ids"] for tokenizer in (checkpoint.tokenizer, original)
+        )
         for index, (converted, expected) in enumerate(zip(converted_ids, original_ids)):
             if converted != expected:
                 shown = repr(texts[index] if pairs is None else (texts[index], pairs[index]))[:80]
@@ -185,8 +187,8 @@ def validate_model_outputs(
     )
     if logit_share > 1 or prob_diff > atol:
         raise ValidationError(
-            f"{type(checkpoint.model).__name__}'s ONNX output differs from PyTorch: max |diff| logits {logit_diff:.2e} ({logit_share:.1f}x the "
-            f"tolerance atol {atol:.0e} + rtol {rtol:.0e} x |logit|), probabilities {prob_diff:.2e} "
-            f"(tolerance {atol:.0e})"
+            f"{type(checkpoint.model).__name__}'s ONNX output differs from PyTorch: max |diff| logits "
+            f"{logit_diff:.2e} ({logit_share:.1f}x the tolerance atol {atol:.0e} + rtol {rtol:.0e} x |logit|), "
+            f"probabilities {prob_diff:.2e} (tolerance {atol:.0e})"
         )
     return report

@@ -37,7 +37,8 @@ def corpus() -> Iterator[str]:
 
 def template(cls: str, sep: str, pair_sep: str, ids: dict[str, int], second_type: int) -> processors.TemplateProcessing:
     """`CLS A SEP` for one text; `CLS A SEP [pair_sep] B SEP` for a pair, B typed `second_type`."""
-    pair = f"{cls} $A:0 {sep}:0 {pair_sep + ':' + str(second_type) + ' ' if pair_sep else ''}$B:{second_type} {sep}:{second_type}"
+    middle = f"{pair_sep}:{second_type} " if pair_sep else ""
+    pair = f"{cls} $A:0 {sep}:0 {middle}$B:{second_type} {sep}:{second_type}"
     return processors.TemplateProcessing(
         single=f"{cls} $A {sep}", pair=pair, special_tokens=[(cls, ids[cls]), (sep, ids[sep])]
     )

@@ -20,7 +20,8 @@ def confident_checkpoint(tmp_path_factory: pytest.TempPathFactory):
 
     torch.manual_seed(0)
     labels = ["NEGATIVE", "POSITIVE"]
-    config = DistilBertConfig(num_labels=2, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    label2id = {label: i for i, label in enumerate(labels)}
+    config = DistilBertConfig(num_labels=2, id2label=dict(enumerate(labels)), label2id=label2id)
     model = DistilBertForSequenceClassification(config).eval()
     with torch.no_grad():
         model.classifier.weight.mul_(600)

@@ -22,7 +22,9 @@ from tests.torch_reference import torch_probabilities
 # The family's slow tokenizer class, its SentencePiece file and that file's piece ids as the family ships them
 SENTENCEPIECE_ONLY = {
     "deberta-v2": ("DebertaV2Tokenizer", "spm.model", {"pad_id": 0, "bos_id": 1, "eos_id": 2, "unk_id": 3}),
-    "xlm-roberta": ("XLMRobertaTokenizer", "sentencepiece.bpe.model", {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1}),
+    "xlm-roberta": (
+        "XLMRobertaTokenizer", "sentencepiece.bpe.model", {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1}
+    ),
     "albert": ("AlbertTokenizer", "spiece.model", {"pad_id": 0, "unk_id": 1, "bos_id": -1, "eos_id": -1}),
 }
 PIECES = {"bos_piece": "[CLS]", "eos_piece": "[SEP]", "pad_piece": "[PAD]", "unk_piece": "[UNK]"}

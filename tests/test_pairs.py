@@ -101,7 +101,8 @@ def test_cli_pairs_logits_and_nulls(models, tmp_path):
     checkpoint, model_dir = models["bert"]
     texts = [*TEXTS, None, "a text whose pair is missing"]
     pairs = [*PAIRS, "a pair whose text is missing", None]
-    src = write(tmp_path / "in.parquet", pa.table({"id": list(range(len(texts))), "premise": texts, "hypothesis": pairs}))
+    table = pa.table({"id": list(range(len(texts))), "premise": texts, "hypothesis": pairs})
+    src = write(tmp_path / "in.parquet", table)
     dst = tmp_path / "out.parquet"
     result = score(
         model_dir, src, dst, "--text-column", "premise", "--text-pair-column", "hypothesis",
