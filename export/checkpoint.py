@@ -68,10 +68,5 @@ def slow_tokenizer_files(name: str, tokenizer: PreTrainedTokenizerFast, local_on
     """
     if checkpoint_file(name, TOKENIZER_FILE, local_only):
         return []
-<<<<<<< HEAD
-    files = [file for key, file in tokenizer.vocab_files_names.items() if file != TOKENIZER_FILE]
-    return [file for file in files if checkpoint_file(name, file, local_only)]
-=======
     files = [file for file in tokenizer.vocab_files_names.values() if file != TOKENIZER_FILE]
-    return [file for file in files if checkpoint_file(name, file)]
->>>>>>> families
+    return [file for file in files if checkpoint_file(name, file, local_only)]
