@@ -21,8 +21,10 @@ VERSIONED_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx"
 
 
 def activation_of(checkpoint: Checkpoint) -> Activation:
-    """The pipeline's rule: sigmoid for multi-label or a single logit, softmax otherwise."""
+    """The pipeline's rule: none for regression heads, sigmoid for multi-label or a single logit, else softmax."""
     config = checkpoint.model.config
+    if config.problem_type == "regression":
+        return "none"
     if config.problem_type == "multi_label_classification" or config.num_labels == 1:
         return "sigmoid"
     return "softmax"

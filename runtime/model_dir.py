@@ -22,7 +22,7 @@ MANIFEST_FILE = "manifest.json"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 
-Activation = Literal["softmax", "sigmoid"]
+Activation = Literal["softmax", "sigmoid", "none"]  # the pipeline's default function_to_apply
 
 
 @dataclass
