@@ -48,10 +48,13 @@ def make_checkpoint(kind: str, path: Path) -> Path:
             "bert": ["contradiction", "entailment", "neutral"],
             "multilabel": ["toxic", "funny", "sad", "news"],
             "cross-encoder": ["LABEL_0"],
+            "regression": ["stars"],
         }[kind]
         config = BertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
         if kind == "multilabel":
             config.problem_type = "multi_label_classification"
+        if kind == "regression":
+            config.problem_type = "regression"
         model_class = BertForSequenceClassification
     config.num_labels = len(labels)
     config.id2label = dict(enumerate(labels))

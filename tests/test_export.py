@@ -252,3 +252,19 @@ def test_int8_warns_when_the_reference_answers_one_class(models, tmp_path):
     assert result.stderr.count("\n") == 1, result.stderr
     agreement = read_manifest(tmp_path / "out").quantization["agreement"]
     assert agreement["reference_class_shares"] == [0.0, 1.0]
+
+
+def test_a_regression_head_applies_no_function_as_the_pipeline(tmp_path):
+    """The pipeline returns a regression head's raw output; sigmoid would squash a score of 3.7 stars to 0.98."""
+    from transformers import pipeline
+
+    from runtime import Scorer
+    from tests.conftest import export_model, make_checkpoint
+
+    checkpoint = make_checkpoint("regression", tmp_path / "ckpt")
+    model_dir = export_model(checkpoint, tmp_path / "onnx")
+    assert read_manifest(model_dir).activation == "none"
+    texts = ["a fine film", "a dreadful book"]
+    expected = pipeline("text-classification", model=str(checkpoint), device="cpu")(texts)
+    answers = Scorer(model_dir)(texts)
+    assert [a["score"] for a in answers] == pytest.approx([e["score"] for e in expected], abs=1e-4)
