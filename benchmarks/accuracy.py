@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.corpus import SST2_DEV, sst2_dev
-from runtime.scorer import Scorer
+from runtime.model.scorer import Scorer
 
 POSITIVE = "POSITIVE"
 

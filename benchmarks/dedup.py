@@ -26,8 +26,8 @@ import numpy as np
 
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags
-from runtime.batching import plan_batches
-from runtime.scorer import Scorer, Scores
+from runtime.text.batching import plan_batches
+from runtime.model.scorer import Scorer, Scores
 
 TABLE_ROWS = 2048
 PAIRS = 3

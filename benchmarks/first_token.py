@@ -23,8 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags
-from runtime.scorer import Scorer
-from runtime.session import default_threads
+from runtime.model.scorer import Scorer
+from runtime.model.session import default_threads
 from tests.families import make_family_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runtime.parquet_io import atomic_parquet_writer
-from runtime.storage import Location, temp_name
+from runtime.files.parquet_io import atomic_parquet_writer
+from runtime.files.storage import Location, temp_name
 
 SIZES = {"small": 10_000, "large": 600_000}  # rows of a scored-like table: ~0.2 MB and ~9 MB of Parquet
 REPEATS = 5

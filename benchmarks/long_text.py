@@ -19,10 +19,10 @@ from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
 from benchmarks.throughput import BENCH_MODELS, distilbert_base_checkpoint, first_token_savings, model_flops, padded_lengths, timed
 from export.first_token import FIRST_TOKEN_LAST_LAYER
-from runtime.batching import plan_batches
-from runtime.model_dir import read_manifest
-from runtime.scorer import Scorer
-from runtime.session import default_threads
+from runtime.text.batching import plan_batches
+from runtime.model.model_dir import read_manifest
+from runtime.model.scorer import Scorer
+from runtime.model.session import default_threads
 
 PIPELINE_BATCH_SIZES = (1, 8, 32)
 

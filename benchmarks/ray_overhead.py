@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags
 from benchmarks.throughput import ROOT, timed_command
-from runtime.model_dir import package_versions
-from runtime.session import default_threads
+from runtime.model.model_dir import package_versions
+from runtime.model.session import default_threads
 
 ENGINES = ("local", "ray")
 GOAL = 0.85  # Ray's steady rate as a share of the local engine's

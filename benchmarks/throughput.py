@@ -30,10 +30,10 @@ import pyarrow.parquet as pq
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
 from export.first_token import FIRST_TOKEN_LAST_LAYER
-from runtime.batching import plan_batches
-from runtime.model_dir import package_versions, read_manifest
-from runtime.scorer import Scorer
-from runtime.session import default_threads
+from runtime.text.batching import plan_batches
+from runtime.model.model_dir import package_versions, read_manifest
+from runtime.model.scorer import Scorer
+from runtime.model.session import default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MODELS = ROOT / "models" / "bench"

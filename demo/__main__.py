@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from demo.train import CORPUS, load_corpus, train
 from runtime.errors import InputError
-from runtime.model_dir import read_manifest
+from runtime.model.model_dir import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "models" / "demo-checkpoint"

@@ -17,7 +17,7 @@ from export import DEFAULT_OPSET
 from export.errors import QuantizationError, ValidationError
 from export.source import DEFAULT_CHECKPOINT, locate_checkpoint
 from runtime.errors import InputError
-from runtime.model_dir import Manifest
+from runtime.model.model_dir import Manifest
 
 CHATTY_LOGGERS = ("transformers", "huggingface_hub", "optimum", "torch", "onnxruntime")
 

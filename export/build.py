@@ -13,9 +13,9 @@ from export.probes import agreement_texts, probe_texts
 from export.quantize import quantize_until_agreement
 from export.source import CheckpointSource
 from export.validate import validate_model_outputs
-from runtime.model_dir import ONNX_FILE, Activation, Manifest, package_versions, sha256_file
-from runtime.scorer import Scorer
-from runtime.session import make_session
+from runtime.model.model_dir import ONNX_FILE, Activation, Manifest, package_versions, sha256_file
+from runtime.model.scorer import Scorer
+from runtime.model.session import make_session
 
 VERSIONED_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
 

@@ -11,7 +11,7 @@ from transformers.utils import cached_file
 
 from export.source import CheckpointSource, locate_checkpoint
 from runtime.errors import InputError
-from runtime.model_dir import TOKENIZER_FILE
+from runtime.model.model_dir import TOKENIZER_FILE
 
 
 @dataclass

@@ -14,8 +14,8 @@ from export import DEFAULT_OPSET
 from export.checkpoint import Checkpoint
 from export.first_token import first_token_last_layer
 from runtime.errors import InputError
-from runtime.model_dir import ONNX_FILE
-from runtime.parquet_io import first_line
+from runtime.model.model_dir import ONNX_FILE
+from runtime.files.parquet_io import first_line
 
 
 

@@ -18,10 +18,10 @@ from transformers import AutoTokenizer
 from export.checkpoint import Checkpoint
 from export.errors import ValidationError
 from export.probes import pair_probes
-from runtime.activations import activate
-from runtime.model_dir import ONNX_FILE, Activation
-from runtime.scorer import Scorer
-from runtime.session import make_session
+from runtime.model.activations import activate
+from runtime.model.model_dir import ONNX_FILE, Activation
+from runtime.model.scorer import Scorer
+from runtime.model.session import make_session
 
 PARITY_ATOL = 1e-4
 # torch.testing's float32 default is 1.3e-6; ONNX Runtime's fused kernels sum in another order, which on a

@@ -15,15 +15,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from runtime.activations import FUNCTIONS_TO_APPLY
-from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
-from runtime.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
+from runtime.model.activations import FUNCTIONS_TO_APPLY
+from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
+from runtime.text.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
 from runtime.errors import InputError, first_line
-from runtime.job import DEFAULT_PROGRESS_SECONDS, Job, OutputOptions, plan_tasks
-from runtime.local_engine import RUNTIME_PACKAGES, RunStats, now, run_local
-from runtime.model_dir import package_versions
-from runtime.scorer import Scorer
-from runtime.storage import URI_SCHEME, atomic_output, cached_model_dir, locate
+from runtime.engines.job import DEFAULT_PROGRESS_SECONDS, Job, OutputOptions, plan_tasks
+from runtime.engines.local_engine import RUNTIME_PACKAGES, RunStats, now, run_local
+from runtime.model.model_dir import package_versions
+from runtime.model.scorer import Scorer
+from runtime.files.storage import URI_SCHEME, atomic_output, cached_model_dir, locate
 
 DEFAULT_MODEL = "models/default"
 
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         load_seconds = time.perf_counter() - started
         if job.engine == "ray":
-            from runtime.ray_engine import run_ray
+            from runtime.engines.ray_engine import run_ray
 
             stats = run_ray(job, scorer)
         else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import InputError
-from runtime.scorer import Scorer
+from runtime.model.scorer import Scorer
 
 VERIFY_ATOL = 1e-4
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.batching import plan_batches
+from runtime.text.batching import plan_batches
 
 
 def test_every_row_once_within_every_budget():

@@ -14,7 +14,7 @@ from transformers import AutoTokenizer
 
 from export.probes import pair_probes, probe_texts
 from runtime import Scorer
-from runtime.model_dir import read_manifest
+from runtime.model.model_dir import read_manifest
 from tests.conftest import ROOT
 from tests.families import FAMILIES, MAX_LENGTH, corpus
 from tests.torch_reference import torch_probabilities

@@ -12,7 +12,7 @@ import pytest
 from export.checkpoint import load_checkpoint
 from export.errors import ValidationError
 from export.validate import validate_model_outputs
-from runtime.model_dir import read_manifest
+from runtime.model.model_dir import read_manifest
 from tests.conftest import ROOT
 
 SEED_CHECKPOINT = "distilbert-base-uncased-finetuned-sst-2-english"
@@ -65,7 +65,7 @@ def hf_cache_has(checkpoint: str) -> bool:
 )
 def test_real_checkpoint_reproduces_the_seed(tmp_path):
     from runtime import Scorer
-    from runtime.session import OnnxModel
+    from runtime.model.session import OnnxModel
 
     result = run_export("--checkpoint", SEED_CHECKPOINT, "--out", str(tmp_path / "m"))
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.model_dir import MANIFEST_FILE, ONNX_FILE
+from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE
 from tests.conftest import ROOT, assert_clean_error, corrupt_middle, score, write
 
 

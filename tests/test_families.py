@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 from export.first_token import FIRST_TOKEN_LAST_LAYER, WHOLE_MODEL
 from export.probes import SEED_TEXTS, pair_probes
 from runtime import Scorer
-from runtime.model_dir import read_manifest
+from runtime.model.model_dir import read_manifest
 from tests.conftest import ROOT, export_model, score, write
 from tests.families import FAMILIES, MAX_LENGTH, make_family_checkpoint
 from tests.torch_reference import torch_probabilities

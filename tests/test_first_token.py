@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from export.first_token import FIRST_TOKEN_LAST_LAYER, first_token_last_layer, last_layer_and_forward
-from runtime.model_dir import read_manifest
+from runtime.model.model_dir import read_manifest
 
 TEXTS_IDS = [[101, 7592, 102], [101, 2023, 3185, 2001, 2428, 2204, 1998, 4569, 102], [101, 102]]
 

@@ -25,3 +25,5 @@ def test_the_wheel_ships_only_runtime_and_export(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if "/" in name and ".dist-info/" not in name}
     assert top_level == {"runtime", "export"}
+    for subpackage in ("model", "text", "files", "engines"):  # every subpackage ships, not only the top level
+        assert f"runtime/{subpackage}/__init__.py" in names

@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from runtime import Scorer
-from runtime.activations import sigmoid, softmax
+from runtime.model.activations import sigmoid, softmax
 from tests.conftest import export_model, make_checkpoint, score, write
 from tests.torch_reference import torch_logits, torch_probabilities
 

@@ -7,7 +7,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from runtime import Scorer
-from runtime.model_dir import read_manifest
+from runtime.model.model_dir import read_manifest
 from tests.conftest import bert_vocab
 from tests.torch_reference import torch_probabilities
 

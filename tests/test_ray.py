@@ -239,7 +239,7 @@ def test_missing_ray_names_the_extra(model_dir, tmp_path):
 
 
 def test_pool_plan_leaves_room_for_restarted_actors():
-    from runtime.ray_engine import pool_plan
+    from runtime.engines.ray_engine import pool_plan
 
     actors, threads, reserve = pool_plan(2, None, None)
     assert (actors, threads) == (2, 1) and actors * reserve < 2
@@ -252,7 +252,7 @@ def test_pool_plan_leaves_room_for_restarted_actors():
 
 
 def test_an_input_error_carried_only_as_text_is_recovered():
-    from runtime.ray_engine import as_input_error
+    from runtime.engines.ray_engine import as_input_error
 
     wrapped = RuntimeError(
         "The actor died because of an error raised in its creation task\n  File x\n"
@@ -265,8 +265,8 @@ def test_an_input_error_carried_only_as_text_is_recovered():
 
 @pytest.mark.parametrize("rows, actors", [(1, 2), (17000, 2), (500_000, 3), (3_000_000, 64)])
 def test_units_cover_every_row_exactly_once(rows, actors, tmp_path):
-    from runtime.ray_engine import MAX_UNIT_ROWS, MIN_UNIT_ROWS, plan_units
-    from runtime.storage import Location
+    from runtime.engines.ray_engine import MAX_UNIT_ROWS, MIN_UNIT_ROWS, plan_units
+    from runtime.files.storage import Location
 
     names = [("small.parquet", 5), ("big.parquet", rows), ("empty.parquet", 0)]
     sources = [(Location.local(tmp_path / name), count) for name, count in names]
@@ -288,7 +288,7 @@ def test_units_cover_every_row_exactly_once(rows, actors, tmp_path):
 @pytest.mark.parametrize("row_group_size", [1000, 3000, 7000])
 @pytest.mark.parametrize("window", [256, 8192])
 def test_reading_a_slice_of_rows_yields_exactly_those_rows(tmp_path, row_group_size, window):
-    from runtime.parquet_io import read_batches
+    from runtime.files.parquet_io import read_batches
 
     path = write(tmp_path / "in.parquet", pa.table({"id": range(7000)}), row_group_size=row_group_size)
     for rows in [range(0, 7000), range(0, 1), range(2999, 3001), range(1234, 5678), range(6999, 7000)]:

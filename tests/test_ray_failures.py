@@ -61,7 +61,7 @@ def actor_pids(members: list[psutil.Process]) -> set[int]:
 
 
 def assert_every_row_once(out: Path, model_dir: Path, source: Path) -> None:
-    from runtime.scorer import Scorer
+    from runtime.model.scorer import Scorer
 
     table = pq.read_table(out)
     assert table["id"].to_pylist() == list(range(ROWS))  # exactly once, and in order

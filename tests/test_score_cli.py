@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.corpus import sst2_dev
-from runtime.model_dir import read_manifest
+from runtime.model.model_dir import read_manifest
 from tests.conftest import ROOT, SST2_DEV, run_score
 from tests.torch_reference import torch_probabilities
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from runtime.job import Job, OutputOptions
-from runtime.model_dir import package_versions
-from runtime.parquet_io import (
+from runtime.engines.job import Job, OutputOptions
+from runtime.model.model_dir import package_versions
+from runtime.files.parquet_io import (
     METADATA_KEY,
     InputFile,
     atomic_parquet_writer,
@@ -20,9 +20,9 @@ from runtime.parquet_io import (
     scored_batch,
     texts_of,
 )
-from runtime.progress import Progress
-from runtime.scorer import Scorer
-from runtime.storage import Location, parquet_files_under
+from runtime.engines.progress import Progress
+from runtime.model.scorer import Scorer
+from runtime.files.storage import Location, parquet_files_under
 
 DEFAULT_WINDOW_ROWS = 8192
 RUNTIME_PACKAGES = ("onnxruntime", "tokenizers", "numpy", "pyarrow")

@@ -41,8 +41,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime.errors import InputError, first_line
-from runtime.job import FileTask, Job, OutputOptions
-from runtime.local_engine import (
+from runtime.engines.job import FileTask, Job, OutputOptions
+from runtime.engines.local_engine import (
     DEFAULT_WINDOW_ROWS,
     RunStats,
     already_done,
@@ -51,11 +51,11 @@ from runtime.local_engine import (
     resume_identity,
     score_file,
 )
-from runtime.parquet_io import METADATA_KEY, atomic_parquet_writer, open_input, read_batches, read_metadata
-from runtime.progress import Progress
-from runtime.scorer import Scorer
-from runtime.session import default_threads
-from runtime.storage import URI_SCHEME, Location, cached_model_dir, locate, temp_name
+from runtime.files.parquet_io import METADATA_KEY, atomic_parquet_writer, open_input, read_batches, read_metadata
+from runtime.engines.progress import Progress
+from runtime.model.scorer import Scorer
+from runtime.model.session import default_threads
+from runtime.files.storage import URI_SCHEME, Location, cached_model_dir, locate, temp_name
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install '.[ray]'"
 # Actors reserve part of a CPU: an actor restarted after its node was lost then still finds room on the nodes

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from runtime.activations import FunctionToApply, activate, checked_function
-from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS, plan_batches
-from runtime.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText, LongTextPolicy, aggregate_windows
+from runtime.model.activations import FunctionToApply, activate, checked_function
+from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS, plan_batches
+from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText, LongTextPolicy, aggregate_windows
 from runtime.errors import InputError
-from runtime.model_dir import TOKENIZER_FILE
-from runtime.session import OnnxModel
-from runtime.tokenization import Encoded, TextEncoder, right_pad
+from runtime.model.model_dir import TOKENIZER_FILE
+from runtime.model.session import OnnxModel
+from runtime.text.tokenization import Encoded, TextEncoder, right_pad
 
 PipelineInput = str | Mapping[str, str]
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from runtime.errors import InputError, first_line
-from runtime.model_dir import MANIFEST_FILE, read_manifest
+from runtime.model.model_dir import MANIFEST_FILE, read_manifest
 
 URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 TEMP_MARKER = ".tmp-"

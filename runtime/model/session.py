@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime.model_dir import ONNX_FILE, Manifest, read_manifest
+from runtime.model.model_dir import ONNX_FILE, Manifest, read_manifest
 
 
 def default_threads() -> int:

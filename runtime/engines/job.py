@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import pyarrow.fs as pafs
 
-from runtime.activations import FunctionToApply
-from runtime.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
-from runtime.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
+from runtime.model.activations import FunctionToApply
+from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
+from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.errors import InputError
-from runtime.storage import Location, parquet_files_under
+from runtime.files.storage import Location, parquet_files_under
 
 DEFAULT_PROGRESS_SECONDS = 30.0
 

@@ -17,9 +17,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from runtime.errors import InputError, first_line
-from runtime.job import OutputOptions
-from runtime.scorer import Scores
-from runtime.storage import Location, atomic_output, temp_name
+from runtime.engines.job import OutputOptions
+from runtime.model.scorer import Scores
+from runtime.files.storage import Location, atomic_output, temp_name
 
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
 LOGITS_COLUMN = "logits"  # with --logits

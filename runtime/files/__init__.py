@@ -1,0 +1,1 @@
+"""Where data lives (local paths and URIs, atomic durable publish, the model cache) and Parquet I/O."""

@@ -1,0 +1,1 @@
+"""Text to model inputs: tokenization, long-text windows and length-sorted batches."""
