@@ -133,7 +133,7 @@ def test_ray_run_succeeds_with_one_quiet_summary_line(scored):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
     nulls = sum(1 for i in range(scored["rows"]) if i % 9 == 4)
-    assert lines[0].startswith(f"scored {scored['rows']} rows in 5 file(s) ({nulls} null, 0 truncated)"), lines[0]
+    assert lines[0].startswith(f"scored {scored['rows']} rows in 5 file(s) ({nulls} null, 0 truncated"), lines[0]
 
 
 def relative_files(directory: Path) -> list[Path]:
