@@ -15,7 +15,6 @@ Usage: python -m benchmarks.dedup [--model models/demo] [--out benchmarks/result
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write_report
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags
 from runtime.text.batching import plan_batches
@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"{share:.0%} repeats ({repeats} rows): {baseline:.2f} s -> {with_dedup:.2f} s, {speedup:.2f}x (padded tokens {work_ratio:.2f}x)", flush=True)
     report = {"model": str(args.model), "rows": TABLE_ROWS, "machine": cpu_flags(), "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

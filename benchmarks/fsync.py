@@ -8,7 +8,6 @@ that outputs go to (default: a temp dir beside the results).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -20,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.report import write_report
 from runtime.files.parquet_io import atomic_parquet_writer
 from runtime.files.storage import Location, temp_name
 
@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 "overhead_percent": round(100 * (durable_s / plain_s - 1), 1),
             }
             print(f"{name} ({size_mb:.1f} MB): {plain_s * 1000:.0f} ms -> {durable_s * 1000:.0f} ms with fsync")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"directory": str(args.dir), "results": results}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report({"directory": str(args.dir), "results": results}, args.out)
     return 0
 
 

@@ -9,12 +9,12 @@ Usage: python -m benchmarks.long_text [--texts 96] [--documents 12] [--out bench
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write_report
 from benchmarks.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
 from benchmarks.throughput import BENCH_MODELS, distilbert_base_checkpoint, first_token_savings, model_flops, padded_lengths, timed
@@ -120,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": round(peak_rss, 1),
     }
     print(f"  chunk mode: {report['documents_chunk_mode']}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.report import write_report
 from benchmarks.corpus import benchmark_texts
 
 ROW_COUNTS = (20_000, 200_000)
@@ -134,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{store}: growth {growth:.1f} MB from {ROW_COUNTS[0]} to {ROW_COUNTS[1]} rows (limit {GROWTH_LIMIT_MB} MB)")
         if args.long_row:
             report["long_text_chunk_mode"] = measure_long_row(args.model, texts, Path(scratch))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0 if max(growths) <= GROWTH_LIMIT_MB else 1
 
 
