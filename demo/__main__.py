@@ -1,12 +1,15 @@
 """`make demo`: build the demo sentiment model offline (once), then run the real scoring job on a sample.
 
-Steps: fine-tune MiniLM on the project's own corpus -> `python -m export` (parity-validated) into
-models/demo -> write a sample Parquet file of reviews -> `python -m runtime.score` -> show the result.
-A valid models/demo is reused, so a second run takes seconds.
+Steps: fine-tune MiniLM on the training split of the project's own corpus -> `python -m export`
+(parity-validated) into models/demo -> write the corpus's held-out split as a sample Parquet file ->
+`python -m runtime.score` -> show a few rows and the accuracy on those never-trained-on sentences.
+models/demo is reused while it is valid and was trained from the current corpus and recipe (the
+fingerprint in its training.json), so a second run takes seconds and a changed corpus rebuilds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -17,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from demo.train import CORPUS, load_corpus, train
+from demo.train import CORPUS, HELDOUT, ID2LABEL, TRAINING_RECORD, Recipe, fingerprint, load_corpus, train
 from runtime.errors import InputError
 from runtime.model.model_dir import read_manifest
 
@@ -26,25 +29,36 @@ CHECKPOINT = ROOT / "models" / "demo-checkpoint"
 MODEL = ROOT / "models" / "demo"
 SAMPLE_IN = ROOT / "out" / "demo-reviews.parquet"
 SAMPLE_OUT = ROOT / "out" / "demo-reviews-scored.parquet"
-SAMPLE_ROWS = 3000
+EMPTY_ROWS = 5  # null texts in the sample: they keep their rows and get null outputs
 CHANNELS = ("web", "app", "email", "store")
+RECIPE = Recipe()
+
+
+def recorded_fingerprint(directory: Path) -> str | None:
+    """The corpus-and-recipe fingerprint a checkpoint or model dir was built from, if it says."""
+    try:
+        return json.loads((directory / TRAINING_RECORD).read_text(encoding="utf-8"))["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def model_is_valid() -> bool:
+    """A readable model dir, trained from today's corpus and recipe."""
     try:
         read_manifest(MODEL)
     except InputError:
         return False
-    return True
+    return recorded_fingerprint(MODEL) == fingerprint(RECIPE, CORPUS)
 
 
 def build_checkpoint() -> None:
     """Train into a staging dir and rename, so an interrupted run never leaves a half checkpoint."""
-    if (CHECKPOINT / "model.safetensors").exists():
+    if recorded_fingerprint(CHECKPOINT) == fingerprint(RECIPE, CORPUS):
         return
     staging = CHECKPOINT.with_name(CHECKPOINT.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    train(staging)
+    train(staging, RECIPE, CORPUS)
+    shutil.rmtree(CHECKPOINT, ignore_errors=True)
     staging.rename(CHECKPOINT)
     print(f"saved the fine-tuned checkpoint to {CHECKPOINT}")
 
@@ -56,42 +70,56 @@ def run(*command: str | Path) -> None:
     subprocess.run([sys.executable, *words], cwd=ROOT, check=True)
 
 
-def write_sample() -> None:
-    """A few thousand reviews from the corpus (with a few empty ones), an id and a passthrough column."""
-    texts, _ = load_corpus(CORPUS)
+def sample_table() -> pa.Table:
+    """The corpus's held-out sentences (never trained on) with their expected label, a few empty rows,
+    an id and a passthrough column."""
+    texts, label_ids = load_corpus(CORPUS, HELDOUT)
+    rows: list[str | None] = list(texts)
+    expected: list[str | None] = [ID2LABEL[i] for i in label_ids]
     rng = random.Random(7)
-    rows = [rng.choice(texts) for _ in range(SAMPLE_ROWS)]
-    for index in rng.sample(range(SAMPLE_ROWS), 5):
-        rows[index] = None
-    table = pa.table(
+    for index in sorted(rng.sample(range(len(rows)), EMPTY_ROWS)):
+        rows.insert(index, None)
+        expected.insert(index, None)
+    return pa.table(
         {
-            "review_id": pa.array(range(1, SAMPLE_ROWS + 1), pa.int64()),
+            "review_id": pa.array(range(1, len(rows) + 1), pa.int64()),
             "text": pa.array(rows, pa.string()),
-            "channel": pa.array([rng.choice(CHANNELS) for _ in range(SAMPLE_ROWS)]).dictionary_encode(),
+            "expected": pa.array(expected, pa.string()),
+            "channel": pa.array([rng.choice(CHANNELS) for _ in rows]).dictionary_encode(),
         }
     )
-    SAMPLE_IN.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, SAMPLE_IN)
+
+
+def heldout_accuracy(scored: pa.Table) -> tuple[float, int]:
+    """Share of the scored sample's non-empty rows whose label is the expected one, and how many rows."""
+    pairs = [(row["label"], row["expected"]) for row in scored.select(["label", "expected"]).to_pylist()
+             if row["expected"] is not None]
+    return sum(label == expected for label, expected in pairs) / max(1, len(pairs)), len(pairs)
 
 
 def show_result() -> None:
-    table = pq.read_table(SAMPLE_OUT, columns=["review_id", "text", "label", "score"]).slice(0, 6)
+    scored = pq.read_table(SAMPLE_OUT, columns=["review_id", "text", "expected", "label", "score"])
     print()
-    for row in table.to_pylist():
+    for row in scored.slice(0, 8).to_pylist():
         text = (row["text"] or "<null>")[:70]
         score = "" if row["score"] is None else f"{row['score']:.3f}"
         print(f"  {row['review_id']:>5}  {str(row['label']):<9} {score:>6}  {text}")
-    print(f"\nscored sample written to {SAMPLE_OUT.relative_to(ROOT)} (model: {MODEL.relative_to(ROOT)})")
+    accuracy, rows = heldout_accuracy(scored)
+    print(f"\nheld-out accuracy: {accuracy:.1%} of {rows} corpus sentences the model never trained on "
+          "(column `expected`)")
+    print(f"scored sample written to {SAMPLE_OUT.relative_to(ROOT)} (model: {MODEL.relative_to(ROOT)})")
 
 
 def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if model_is_valid():
-        print(f"reusing {MODEL.relative_to(ROOT)} (delete it to rebuild)")
+        print(f"reusing {MODEL.relative_to(ROOT)}: trained from the current corpus and recipe (delete it to rebuild)")
     else:
         build_checkpoint()
         run("-m", "export", "--checkpoint", CHECKPOINT, "--out", MODEL)
-    write_sample()
+        shutil.copyfile(CHECKPOINT / TRAINING_RECORD, MODEL / TRAINING_RECORD)  # marks the export complete
+    SAMPLE_IN.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(sample_table(), SAMPLE_IN)
     run("-m", "runtime.score", SAMPLE_IN, SAMPLE_OUT, "--model", MODEL)
     show_result()
     return 0
