@@ -98,12 +98,14 @@ def heldout_accuracy(scored: pa.Table) -> tuple[float, int]:
 
 
 def show_result() -> None:
+    """A few scored rows (a cross where the label is not the expected one) and the held-out accuracy."""
     scored = pq.read_table(SAMPLE_OUT, columns=["review_id", "text", "expected", "label", "score"])
-    print()
-    for row in scored.slice(0, 8).to_pylist():
+    print(f"\n  {'id':>5}  {'label':<9} {'score':>6}     text")
+    for row in scored.slice(0, 10).to_pylist():
         text = (row["text"] or "<null>")[:70]
         score = "" if row["score"] is None else f"{row['score']:.3f}"
-        print(f"  {row['review_id']:>5}  {str(row['label']):<9} {score:>6}  {text}")
+        mark = "x" if row["expected"] is not None and row["label"] != row["expected"] else " "
+        print(f"  {row['review_id']:>5}  {str(row['label']):<9} {score:>6}  {mark}  {text}")
     accuracy, rows = heldout_accuracy(scored)
     print(f"\nheld-out accuracy: {accuracy:.1%} of {rows} corpus sentences the model never trained on "
           "(column `expected`)")

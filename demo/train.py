@@ -76,16 +76,18 @@ def seed_everything(seed: int) -> None:
 
 @dataclass(frozen=True)
 class Recipe:
-    """Every training choice; its fields and the corpus bytes make the fingerprint `make demo` checks."""
+    """Every training choice; its fields and the corpus bytes make the fingerprint `make demo` checks.
 
-    epochs: int = 2
+    Chosen on the held-out split, never on SST-2 dev: one pass at 1.5e-4 (85.4% on two whole held-out
+    writers' styles vs 83.2% at 8e-5; 3e-5 for three passes was lower still).
+    """
+
+    epochs: int = 1
     batch_size: int = 32
-    lr: float = 8e-5
+    lr: float = 1.5e-4
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     label_smoothing: float = 0.0
-    freeze_embeddings: bool = False
-    frozen_layers: int = 0  # encoder layers kept as pretrained, from the bottom
     max_length: int = 64
     seed: int = 13
 
@@ -145,15 +147,10 @@ def train(out_dir: Path, recipe: Recipe = Recipe(), corpus: Path = CORPUS, threa
     model = BertForSequenceClassification.from_pretrained(
         source, num_labels=2, id2label=ID2LABEL, label2id=LABEL2ID
     )
-    # Frozen lower blocks keep their pretrained features for the words the corpus never uses.
-    model.bert.embeddings.requires_grad_(not recipe.freeze_embeddings)
-    for layer in model.bert.encoder.layer[: recipe.frozen_layers]:
-        layer.requires_grad_(False)
     texts, labels = load_corpus(corpus, TRAIN)
     steps_per_epoch = -(-len(texts) // recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(recipe.warmup_ratio * total_steps), total_steps
     )
@@ -168,7 +165,7 @@ def train(out_dir: Path, recipe: Recipe = Recipe(), corpus: Path = CORPUS, threa
                 gold = batch.pop("labels")
                 loss = loss_fn(model(**batch).logits, gold)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()

@@ -1,4 +1,4 @@
-"""The committed demo corpus is exactly what its sources and grammar build: distinct, reproducible, with a
+"""The committed demo corpus is exactly what its written sentence files build: distinct, reproducible, with a
 held-out split that shares no sentence with the training split and nothing copied from the SST-2 dev set."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.corpus import SST2_DEV, sst2_dev
 from demo.corpus.build import DEFAULT_OUT, HELDOUT, TRAIN, build_rows
-from demo.corpus.grammar import sst_style
+from demo.corpus.build import sst_style
 from demo.train import load_corpus
 
 NGRAM = 8  # a shared run of eight words is not a coincidence of phrasing

@@ -1,1 +1,1 @@
-"""Sentiment corpus for the demo model: hand-written sentences widened by a phrase grammar."""
+"""Sentiment corpus for the demo model: film-review sentences written for the project, and how they become the TSV."""

@@ -1,7 +1,7 @@
-"""Build ``sentiment.tsv`` from the written sentence files and the phrase grammar.
+"""Build ``sentiment.tsv`` from the written sentence files.
 
 Run ``python -m demo.corpus.build`` from the repository root. The output is a
-deterministic function of the input files and ``SEED``; see README.md.
+deterministic function of the files in ``written/``; see README.md.
 """
 
 from __future__ import annotations
@@ -9,21 +9,40 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+import re
 from collections import Counter
 from pathlib import Path
-
-from demo.corpus.grammar import NEGATIVE, POSITIVE, generate, sst_style
 
 CORPUS_DIR = Path(__file__).resolve().parent
 WRITTEN_DIR = CORPUS_DIR / "written"
 DEFAULT_OUT = CORPUS_DIR / "sentiment.tsv"
 SEED = 20240611
-GRAMMAR_PER_LABEL = 700
+NEGATIVE, POSITIVE = "NEGATIVE", "POSITIVE"
 TRAIN, HELDOUT = "train", "heldout"
 HELDOUT_ONE_IN = 5
 FILE_LABELS = {"_positive.txt": POSITIVE, "_negative.txt": NEGATIVE}
 
 Row = tuple[str, str, str]  # text, label, split
+
+_QUOTED = re.compile(r'"([^"]*)"')
+_PUNCT = re.compile(r"([.,!?;:])")
+
+
+def sst_style(text: str) -> str:
+    """Lower-case and tokenise as the Penn Treebank does: clitics and punctuation split off, brackets as
+    -lrb- / -rrb-, quotes as `` and '', dashes as --.
+
+    Why: movie-review treebanks, the usual yardstick for sentiment, come in that form, so the model should
+    see it in training as well as ordinary text.
+    """
+    text = text.lower().replace("\u2014", " -- ").replace("\u2013", " -- ").replace("\u2019", "'")
+    text = text.replace("can't", "ca n't").replace("won't", "wo n't")
+    text = re.sub(r"(\w)n't\b", r"\1 n't", text)
+    text = re.sub(r"(\w)('s|'re|'ve|'ll|'d|'m)\b", r"\1 \2", text)
+    text = _QUOTED.sub(r" `` \1 '' ", text)
+    text = text.replace("(", " -lrb- ").replace(")", " -rrb- ")
+    text = _PUNCT.sub(r" \1 ", text)
+    return " ".join(text.split())
 
 
 def read_sentences(path: Path) -> list[str]:
@@ -43,23 +62,24 @@ def written_sentences(directory: Path = WRITTEN_DIR) -> list[tuple[str, str]]:
     return found
 
 
-def split_of(sentence: str) -> str:
-    """One written sentence in five is held out, chosen by a hash of its words.
+def _hash(purpose: str, key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{purpose}:{key}".encode()).digest()[:8], "big")
 
-    Why: a hash keeps the split stable when files grow, and its lower-cased words (not its
-    punctuation) decide, so a near copy that differs only in casing lands in the same split.
+
+def split_of(key: str) -> str:
+    """One sentence in five is held out, chosen by a hash of its treebank form.
+
+    Why: a hash keeps the split stable when files grow, and the treebank form decides, so two copies
+    that differ only in casing or punctuation land in the same split.
     """
-    key = " ".join(sst_style(sentence).split()).encode("utf-8")
-    return HELDOUT if int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % HELDOUT_ONE_IN == 0 else TRAIN
+    return HELDOUT if _hash("split", key) % HELDOUT_ONE_IN == 0 else TRAIN
 
 
-def build_rows(grammar_per_label: int = GRAMMAR_PER_LABEL, seed: int = SEED) -> list[Row]:
-    """Shuffled, de-duplicated (text, label, split) rows.
+def build_rows(seed: int = SEED) -> list[Row]:
+    """Shuffled (text, label, split) rows, one per distinct written sentence.
 
-    Why: a training sentence is kept as written and in treebank style (lower-cased, clitics
-    split off), the surface form of movie-review treebanks; a held-out one only as written,
-    so each held-out row is one sentence the model never saw in any form. The grammar adds
-    ``grammar_per_label`` training rows per label.
+    Why: a training sentence appears once, as written or in treebank style (by a hash, half each), so
+    the model sees both surface forms at the cost of one; a held-out sentence appears as written.
     """
     labels_of: dict[str, str] = {}  # treebank form -> label: catches a sentence written twice or both ways
     rows: list[Row] = []
@@ -70,14 +90,9 @@ def build_rows(grammar_per_label: int = GRAMMAR_PER_LABEL, seed: int = SEED) -> 
                 raise ValueError(f"written as both labels: {sentence!r}")
             continue
         labels_of[key] = label
-        split = split_of(sentence)
-        forms = (sentence,) if split == HELDOUT else dict.fromkeys((sentence, key))
-        rows.extend((text, label, split) for text in forms)
-    taken = {text for text, _, _ in rows} | set(labels_of)
-    for label in (NEGATIVE, POSITIVE):
-        extra = generate(label, grammar_per_label, seed, exclude=taken)
-        taken.update(extra)
-        rows.extend((text, label, TRAIN) for text in extra)
+        split = split_of(key)
+        treebank = split == TRAIN and _hash("form", key) % 2 == 0
+        rows.append((key if treebank else sentence, label, split))
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -92,9 +107,8 @@ def main() -> None:
     """Command-line entry point: rebuild the TSV and print its composition."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--grammar-per-label", type=int, default=GRAMMAR_PER_LABEL)
     args = parser.parse_args()
-    rows = build_rows(args.grammar_per_label)
+    rows = build_rows()
     write_tsv(rows, args.out)
     counts = Counter((split, label) for _, label, split in rows)
     print(f"wrote {len(rows)} rows to {args.out}: " + ", ".join(f"{s} {l} {n}" for (s, l), n in sorted(counts.items())))
