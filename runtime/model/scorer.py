@@ -104,12 +104,11 @@ class Scorer(OnnxModel):
         self.labels = self.manifest.labels
         self.max_batch_rows = max_batch_rows
         self.max_batch_tokens = max_batch_tokens
-        tokenizer_path, max_length = self.model_dir / TOKENIZER_FILE, self.manifest.max_length
-        window_tokens = TextEncoder(tokenizer_path, max_length, self.manifest.pad_token_id).window_tokens
-        self.long_text = LongTextPolicy(long_text, chunk_stride, chunk_aggregate, max_chunks).for_model(window_tokens)
-        self.encoder = TextEncoder(
-            tokenizer_path, max_length, self.manifest.pad_token_id, self.long_text.stride, self.long_text.max_chunks
+        self.encoder = TextEncoder(self.model_dir / TOKENIZER_FILE, self.manifest.max_length, self.manifest.pad_token_id)
+        self.long_text = LongTextPolicy(long_text, chunk_stride, chunk_aggregate, max_chunks).for_model(
+            self.encoder.window_tokens
         )
+        self.encoder.use_windows(self.long_text.stride, self.long_text.max_chunks)
 
     def __call__(
         self, inputs: PipelineInput | None | Sequence[PipelineInput | None], top_k: int | None | object = LEGACY_TOP_K

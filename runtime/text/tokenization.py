@@ -44,16 +44,22 @@ class TextEncoder:
     row counted as truncated.
     """
 
-    def __init__(
-        self, tokenizer_path: Path, max_length: int, pad_token_id: int, stride: int = 0, max_windows: int = 1
-    ) -> None:
+    def __init__(self, tokenizer_path: Path, max_length: int, pad_token_id: int) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length, stride=stride, strategy="longest_first")
+        self.max_length = max_length
         self.pad_token_id = pad_token_id
-        self.max_windows = max_windows
         special = self.tokenizer.post_processor.num_special_tokens_to_add(False) if self.tokenizer.post_processor else 0
         self.window_tokens = max_length - special  # text tokens per window
+        self.use_windows(stride=0, max_windows=1)
+
+    def use_windows(self, stride: int, max_windows: int) -> None:
+        """Keep up to `max_windows` windows of a long text, overlapping by `stride` tokens (1: truncate).
+
+        Why a setter: the stride a long-text policy picks depends on `window_tokens`, known once loaded.
+        """
+        self.tokenizer.enable_truncation(self.max_length, stride=stride, strategy="longest_first")
+        self.max_windows = max_windows
         # Characters the kept windows can need: the first window, then (window - stride) new tokens per window.
         kept_tokens = self.window_tokens + (max_windows - 1) * (self.window_tokens - stride)
         self.char_budget = (kept_tokens + 1) * CHARS_PER_TOKEN
