@@ -6,13 +6,13 @@ Usage: python -m benchmarks.accuracy [--model models/demo ...]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.corpus import SST2_DEV, sst2_dev
+from benchmarks.report import write_report
 from runtime.model.scorer import Scorer
 
 POSITIVE = "POSITIVE"
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         results[str(model_dir)] = round(sst2_accuracy(model_dir), 4)
         print(f"{model_dir}: SST-2 dev accuracy {results[str(model_dir)]:.2%}")
     if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_report(results, args.out)
     return 0
 
 

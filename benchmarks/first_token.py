@@ -10,7 +10,6 @@ Usage: python -m benchmarks.first_token [--rows N] [--families roberta albert ..
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.corpus import benchmark_texts
+from benchmarks.report import write_report
 from benchmarks.machine import cpu_flags
 from runtime.model.scorer import Scorer
 from runtime.model.session import default_threads
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             report["families"][name] = {key: round(value, 3) for key, value in measured.items()}
             rates = f"whole {measured['whole']:7.1f}/s  first-token {measured['first_token']:7.1f}/s"
             print(f"  {name:<12} {rates}  x{speedup:.3f}", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "first_token.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out / 'first_token.json'}")
+    write_report(report, args.out / "first_token.json")
     return 0
 
 

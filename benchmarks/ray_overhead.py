@@ -9,7 +9,6 @@ Usage: python -m benchmarks.ray_overhead [--rows 50000] [--small-rows 5000] [--m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.corpus import benchmark_texts
+from benchmarks.report import write_report
 from benchmarks.machine import cpu_flags
 from benchmarks.throughput import ROOT, timed_command
 from runtime.model.model_dir import package_versions
@@ -80,8 +80,7 @@ def main() -> None:
         "load_average_1m_after": round(os.getloadavg()[0], 2),  # other jobs on the host: above the cores, noisy
         "versions": package_versions(("onnxruntime", "pyarrow", "ray")),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ray_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out / "ray_overhead.json")
     for engine, numbers in engines.items():
         print(f"{engine}: fixed {numbers['fixed_s']} s, steady {numbers['steady_rows_per_s']:,.0f} rows/s")
     print(f"ray steady rate = {ratio:.0%} of local (goal {GOAL:.0%})")

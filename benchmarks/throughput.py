@@ -8,7 +8,6 @@ Usage: python -m benchmarks.throughput [--rows N] [--models distilbert-base robe
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import os
 import subprocess
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.corpus import benchmark_texts
+from benchmarks.report import write_report
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
 from export.first_token import FIRST_TOKEN_LAST_LAYER
 from runtime.text.batching import plan_batches
@@ -347,10 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "executed_gflops" in entry:
                     entry["executed_fraction_of_matmul_peak"] = round(entry["executed_gflops"] / peak, 3)
             report["models"][name] = result
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out / "throughput.json")
     plot(report, args.out / "throughput.png")
-    print(f"wrote {args.out / 'throughput.json'} and {args.out / 'throughput.png'}")
+    print(f"wrote {args.out / 'throughput.png'}")
     return 0
 
 

@@ -200,11 +200,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
     for field in fields(Recipe):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
-        else:
-            parser.add_argument(flag, type=type(field.default), default=field.default)
+        parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     args = parser.parse_args()
     recipe = Recipe(**{field.name: getattr(args, field.name) for field in fields(Recipe)})
     train(args.out, recipe, corpus=args.corpus, threads=args.threads)

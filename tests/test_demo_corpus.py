@@ -8,8 +8,7 @@ from collections import Counter
 import pytest
 
 from benchmarks.corpus import SST2_DEV, sst2_dev
-from demo.corpus.build import DEFAULT_OUT, HELDOUT, TRAIN, build_rows
-from demo.corpus.build import sst_style
+from demo.corpus.build import DEFAULT_OUT, HELDOUT, TRAIN, build_rows, sst_style
 from demo.train import load_corpus
 
 NGRAM = 8  # a shared run of eight words is not a coincidence of phrasing
