@@ -33,6 +33,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="dynamic int8 weights (leading layers kept fp32 as needed), kept only if argmax agrees >= 99%%",
     )
+    parser.add_argument(
+        "--agreement-texts",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --quantize: judge int8 agreement on these texts (one per line, or a Parquet `text` column) "
+        "instead of generated sentences",
+    )
     parser.add_argument("--verbose", action="store_true", help="show the libraries' logs and warnings on stderr")
     return parser.parse_args(argv)
 
@@ -78,7 +86,8 @@ def report(args: argparse.Namespace, manifest: Manifest) -> None:
     )
     print(
         f"int8: {quantization['int8_matmuls']} MatMuls in int8, {layers}; argmax agreement with PyTorch "
-        f"{agreement['argmax_agreement']:.2%} on {agreement['texts']} texts (PyTorch predicts {balance}), "
+        f"{agreement['argmax_agreement']:.2%} on {agreement['texts']} texts ({quantization['agreement_texts']}; "
+        f"PyTorch predicts {balance}), "
         f"max |diff| probabilities {agreement['max_abs_diff_probabilities']:.3f}"
     )
     from export.quantize import dominant_class_warning
@@ -95,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     log = Path(name)
     keep_log = False
     try:
+        if args.agreement_texts and not args.quantize:
+            raise InputError("--agreement-texts judges int8 agreement; add --quantize int8 or drop it")
         source = locate_checkpoint(args.checkpoint)  # a bad name fails here, before seconds of imports
         with library_logs(log, args.verbose):
             from export.build import build_model_dir
 
-            manifest = build_model_dir(source, args.out, opset=args.opset, quantize=args.quantize)
+            manifest = build_model_dir(
+                source, args.out, opset=args.opset, quantize=args.quantize, agreement_file=args.agreement_texts
+            )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

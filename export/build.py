@@ -9,7 +9,7 @@ from pathlib import Path
 from export import DEFAULT_OPSET
 from export.checkpoint import Checkpoint, load_checkpoint
 from export.onnx_export import export, onnx_opset
-from export.probes import agreement_texts, probe_texts
+from export.probes import agreement_texts, probe_texts, read_agreement_texts
 from export.quantize import quantize_until_agreement
 from export.source import CheckpointSource
 from export.validate import validate_model_outputs
@@ -85,9 +85,17 @@ def publish(staging: Path, out: Path) -> None:
 
 
 def build_model_dir(
-    checkpoint_name: str | CheckpointSource, out: Path, opset: int = DEFAULT_OPSET, quantize: str | None = None
+    checkpoint_name: str | CheckpointSource,
+    out: Path,
+    opset: int = DEFAULT_OPSET,
+    quantize: str | None = None,
+    agreement_file: Path | None = None,
 ) -> Manifest:
-    """Export, validate against PyTorch, optionally quantize (and check agreement), then publish."""
+    """Export, validate against PyTorch, optionally quantize (and check agreement), then publish.
+
+    int8 agreement is judged on the probes plus `agreement_file`'s texts, or generated review-like sentences.
+    """
+    own_texts = read_agreement_texts(agreement_file) if agreement_file else None  # bad input fails before export
     checkpoint = load_checkpoint(checkpoint_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -102,9 +110,13 @@ def build_model_dir(
         )
         manifest.parity = report.as_dict()
         if quantize == "int8":
-            manifest.quantization = quantize_until_agreement(
-                checkpoint, staging, agreement_texts(manifest.max_length), manifest.activation, manifest.max_length
+            texts = agreement_texts(manifest.max_length) if own_texts is None else (
+                probe_texts(manifest.max_length) + own_texts
             )
+            manifest.quantization = quantize_until_agreement(
+                checkpoint, staging, texts, manifest.activation, manifest.max_length
+            )
+            manifest.quantization["agreement_texts"] = str(agreement_file) if own_texts else "generated"
             manifest.sha256 = sha256_file(staging / ONNX_FILE)
             manifest.write(staging)
         record_probe_outputs(manifest, staging)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+
+from runtime.errors import InputError
 
 SEED_TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
 
@@ -46,6 +49,29 @@ def generated_texts(count: int = 872, seed: int = 0) -> list[str]:
 def agreement_texts(max_length: int, count: int = 400) -> list[str]:
     """Enough texts for a meaningful agreement rate: the probes plus generated reviews."""
     return probe_texts(max_length) + generated_texts(count)
+
+
+def read_agreement_texts(path: Path) -> list[str]:
+    """The user's own texts for the int8 agreement check: a Parquet file's `text` column or one text per line.
+
+    Why: generated word salad sits near the decision boundary, where int8 noise flips answers that real text
+    would not; texts like the ones the model will score judge int8 on what matters.
+    """
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            texts = [text for text in pq.read_table(path, columns=["text"]).column("text").to_pylist() if text]
+        else:
+            texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(
+            f"--agreement-texts {path}: cannot read it ({type(exc).__name__}); give a text file with one text "
+            "per line or a Parquet file with a `text` column"
+        ) from None
+    if not texts:
+        raise InputError(f"--agreement-texts {path}: no texts in it; give at least one non-empty text")
+    return texts
 
 
 def pair_probes(max_length: int) -> list[tuple[str, str]]:

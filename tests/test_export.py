@@ -100,6 +100,35 @@ def test_int8_export_records_agreement_and_scores(models, tmp_path):
     assert np.abs(probabilities - expected).max() < 0.05
 
 
+def test_int8_agreement_is_judged_on_the_users_own_texts(models, tmp_path):
+    """--agreement-texts replaces the generated sentences (the probes stay); the manifest names the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from export.probes import probe_texts
+
+    own = ["a fine film", "a dreadful book", None, "the plot never moves", "I would go back tomorrow"]
+    pq.write_table(pa.table({"text": own}), tmp_path / "mine.parquet")
+    result = run_export("--checkpoint", str(models["bert"][0]), "--out", str(tmp_path / "int8"), "--quantize", "int8",
+                        "--agreement-texts", str(tmp_path / "mine.parquet"))
+    assert result.returncode == 0, result.stderr
+    quantization = read_manifest(tmp_path / "int8").quantization
+    assert quantization["agreement_texts"] == str(tmp_path / "mine.parquet")
+    assert quantization["agreement"]["texts"] == len(probe_texts(512)) + 4
+    assert f"on {len(probe_texts(512)) + 4} texts ({tmp_path / 'mine.parquet'};" in result.stdout
+
+
+@pytest.mark.parametrize("extra", [["--quantize", "int8", "--agreement-texts", "missing.txt"],
+                                   ["--agreement-texts", "texts.txt"]])
+def test_agreement_texts_misuse_is_one_line_and_writes_nothing(models, tmp_path, extra):
+    (tmp_path / "texts.txt").write_text("a fine film\n")
+    extra = [str(tmp_path / arg) if arg.endswith(".txt") else arg for arg in extra]
+    result = run_export("--checkpoint", str(models["bert"][0]), "--out", str(tmp_path / "out"), *extra)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --agreement-texts") and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_int8_below_the_agreement_bar_is_refused(models, tmp_path):
     """An unreachable bar: every try fails, up to half the layers in fp32, and the error says so."""
     import shutil
