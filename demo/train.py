@@ -79,11 +79,12 @@ def seed_everything(seed: int) -> None:
 class Recipe:
     """Every training choice; its fields and the corpus bytes make the fingerprint `make demo` checks.
 
-    Chosen on the held-out split, never on SST-2 dev: one pass at 1.5e-4 (85.4% on two whole held-out
-    writers' styles vs 83.2% at 8e-5; 3e-5 for three passes was lower still).
+    Chosen on the held-out split, never on SST-2 dev: 1.5e-4 (85.4% on two whole held-out writers' styles vs
+    83.2% at 8e-5; 3e-5 for three passes was lower still). Two passes over length-grouped batches: 89.8% of the
+    5,706 held-out sentences vs 87.8% after one; bf16 makes them take 7.1 min on 2 idle cores, not 11.3.
     """
 
-    epochs: int = 1
+    epochs: int = 2
     batch_size: int = 32
     lr: float = 1.5e-4
     warmup_ratio: float = 0.1
@@ -92,6 +93,13 @@ class Recipe:
     max_length: int = 64
     seed: int = 13
     group_by_length: bool = True
+    bf16: bool = True  # bf16 autocast where the CPU computes bf16 natively (1.4x faster steps here)
+
+
+def cpu_computes_bf16() -> bool:
+    """True where bf16 matmuls run natively (AVX512-BF16 or AMX); elsewhere bf16 autocast would be slower."""
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
 def fingerprint(recipe: Recipe, corpus: Path = CORPUS) -> str:
@@ -163,12 +171,13 @@ def train(out_dir: Path, recipe: Recipe = Recipe(), corpus: Path = CORPUS, threa
     texts, labels = load_corpus(corpus, TRAIN)
     steps_per_epoch = -(-len(texts) // recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(recipe.warmup_ratio * total_steps), total_steps
     )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     generator = torch.Generator().manual_seed(recipe.seed)
+    bf16 = recipe.bf16 and cpu_computes_bf16()
 
     model.train()
     started = time.perf_counter()
@@ -177,7 +186,9 @@ def train(out_dir: Path, recipe: Recipe = Recipe(), corpus: Path = CORPUS, threa
             for batch in make_batches(texts, labels, tokenizer, recipe.batch_size, recipe.max_length, generator,
                                       recipe.group_by_length):
                 gold = batch.pop("labels")
-                loss = loss_fn(model(**batch).logits, gold)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(**batch).logits
+                loss = loss_fn(logits.float(), gold)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
@@ -195,6 +206,7 @@ def train(out_dir: Path, recipe: Recipe = Recipe(), corpus: Path = CORPUS, threa
     record = {
         "fingerprint": fingerprint(recipe, corpus),
         "recipe": asdict(recipe),
+        "bf16": bf16,
         "train_rows": len(texts),
         "steps": total_steps,
         "seconds": round(seconds, 1),
