@@ -8,6 +8,7 @@ from pathlib import Path
 from runtime.errors import InputError
 
 SEED_TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
+MAX_AGREEMENT_TEXTS = 10_000  # enough for a 0.1% resolution, few enough to score five times
 
 
 def probe_texts(max_length: int) -> list[str]:
@@ -51,8 +52,9 @@ def agreement_texts(max_length: int, count: int = 400) -> list[str]:
     return probe_texts(max_length) + generated_texts(count)
 
 
-def read_agreement_texts(path: Path) -> list[str]:
-    """The user's own texts for the int8 agreement check: a Parquet file's `text` column or one text per line.
+def read_agreement_texts(path: Path, limit: int = MAX_AGREEMENT_TEXTS) -> list[str]:
+    """The user's own texts for the int8 agreement check: a Parquet file's `text` column or one text per line,
+    thinned evenly to at most `limit` (PyTorch scores them once and int8 up to four times).
 
     Why: generated word salad sits near the decision boundary, where int8 noise flips answers that real text
     would not; texts like the ones the model will score judge int8 on what matters.
@@ -71,7 +73,7 @@ def read_agreement_texts(path: Path) -> list[str]:
         ) from None
     if not texts:
         raise InputError(f"--agreement-texts {path}: no texts in it; give at least one non-empty text")
-    return texts
+    return texts[:: -(-len(texts) // limit)]
 
 
 def pair_probes(max_length: int) -> list[tuple[str, str]]:

@@ -118,6 +118,15 @@ def test_int8_agreement_is_judged_on_the_users_own_texts(models, tmp_path):
     assert f"on {len(probe_texts(512)) + 4} texts ({tmp_path / 'mine.parquet'};" in result.stdout
 
 
+def test_agreement_texts_are_thinned_evenly_to_the_limit(tmp_path):
+    """A whole job's input would be scored five times: every k-th text is kept, blank lines never."""
+    from export.probes import read_agreement_texts
+
+    (tmp_path / "texts.txt").write_text("\n".join(f"text {i}" for i in range(25)) + "\n\n \n")
+    assert read_agreement_texts(tmp_path / "texts.txt", limit=10) == [f"text {i}" for i in range(0, 25, 3)]
+    assert len(read_agreement_texts(tmp_path / "texts.txt")) == 25
+
+
 @pytest.mark.parametrize("extra", [["--quantize", "int8", "--agreement-texts", "missing.txt"],
                                    ["--agreement-texts", "texts.txt"]])
 def test_agreement_texts_misuse_is_one_line_and_writes_nothing(models, tmp_path, extra):
