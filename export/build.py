@@ -110,13 +110,14 @@ def build_model_dir(
         )
         manifest.parity = report.as_dict()
         if quantize == "int8":
-            texts = agreement_texts(manifest.max_length) if own_texts is None else (
-                probe_texts(manifest.max_length) + own_texts
-            )
             manifest.quantization = quantize_until_agreement(
-                checkpoint, staging, texts, manifest.activation, manifest.max_length
+                checkpoint,
+                staging,
+                agreement_texts(manifest.max_length, own=own_texts),
+                manifest.activation,
+                manifest.max_length,
             )
-            manifest.quantization["agreement_texts"] = str(agreement_file) if own_texts else "generated"
+            manifest.quantization["agreement_texts"] = str(agreement_file) if agreement_file else "generated"
             manifest.sha256 = sha256_file(staging / ONNX_FILE)
             manifest.write(staging)
         record_probe_outputs(manifest, staging)

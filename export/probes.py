@@ -47,9 +47,9 @@ def generated_texts(count: int = 872, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 50))) + " ." for _ in range(count)]
 
 
-def agreement_texts(max_length: int, count: int = 400) -> list[str]:
-    """Enough texts for a meaningful agreement rate: the probes plus generated reviews."""
-    return probe_texts(max_length) + generated_texts(count)
+def agreement_texts(max_length: int, count: int = 400, own: list[str] | None = None) -> list[str]:
+    """Enough texts for a meaningful agreement rate: the probes plus the user's own texts, or generated reviews."""
+    return probe_texts(max_length) + (own if own is not None else generated_texts(count))
 
 
 def read_agreement_texts(path: Path, limit: int = MAX_AGREEMENT_TEXTS) -> list[str]:
