@@ -63,10 +63,16 @@ def read_agreement_texts(path: Path, limit: int = MAX_AGREEMENT_TEXTS) -> list[s
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            texts = [text for text in pq.read_table(path, columns=["text"]).column("text").to_pylist() if text]
+            from runtime.files.parquet_io import check_text_column, texts_of
+
+            parquet = pq.ParquetFile(path)
+            hint = "a `text` column in the --agreement-texts file"
+            check_text_column(parquet.schema_arrow, "text", path, option=hint)
+            batches = parquet.iter_batches(columns=["text"])
+            texts = [text for batch in batches for text in texts_of(batch, "text") if text]
         else:
             texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         raise InputError(
             f"--agreement-texts {path}: cannot read it ({type(exc).__name__}); give a text file with one text "
             "per line or a Parquet file with a `text` column"

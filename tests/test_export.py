@@ -127,6 +127,22 @@ def test_agreement_texts_are_thinned_evenly_to_the_limit(tmp_path):
     assert len(read_agreement_texts(tmp_path / "texts.txt")) == 25
 
 
+def test_agreement_texts_need_a_string_text_column(tmp_path):
+    """The runtime's own column checks apply: a missing or numeric `text` column is refused by name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from export.probes import read_agreement_texts
+    from runtime.errors import InputError
+
+    pq.write_table(pa.table({"review": ["a fine film"]}), tmp_path / "named.parquet")
+    pq.write_table(pa.table({"text": [1, 2]}), tmp_path / "numbers.parquet")
+    with pytest.raises(InputError, match="has no column 'text'; its columns are review"):
+        read_agreement_texts(tmp_path / "named.parquet")
+    with pytest.raises(InputError, match="has type int64, not a string type"):
+        read_agreement_texts(tmp_path / "numbers.parquet")
+
+
 @pytest.mark.parametrize("extra", [["--quantize", "int8", "--agreement-texts", "missing.txt"],
                                    ["--agreement-texts", "texts.txt"]])
 def test_agreement_texts_misuse_is_one_line_and_writes_nothing(models, tmp_path, extra):
