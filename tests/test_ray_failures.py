@@ -111,6 +111,7 @@ def two_nodes():
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     temp_dir = tempfile.mkdtemp(prefix="raynodes-", dir="/tmp")  # Unix socket paths must stay short
+    env["RAY_TMPDIR"] = temp_dir  # nothing of an earlier Ray run is needed, nothing is left outside temp_dir
     nodes = subprocess.Popen(
         [sys.executable, "-m", "tests.ray_two_nodes", temp_dir],
         cwd=ROOT,
