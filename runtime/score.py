@@ -6,6 +6,7 @@ Exit codes: 0 done; 2 bad usage or bad input (one `error:` line); 1 a bug; 130 i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -19,13 +20,16 @@ from runtime.model.activations import FUNCTIONS_TO_APPLY
 from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
 from runtime.text.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
 from runtime.errors import InputError, first_line
-from runtime.engines.job import DEFAULT_PROGRESS_SECONDS, Job, OutputOptions, plan_tasks
-from runtime.engines.local_engine import RUNTIME_PACKAGES, RunStats, now, run_local
+from runtime.engines.job import DEFAULT_PROGRESS_SECONDS, Job, plan_tasks
+from runtime.files.parquet_io import OutputOptions
+from runtime.engines.local_engine import RunStats, run_local
+from runtime.engines.record import RUNTIME_PACKAGES, now
 from runtime.model.model_dir import package_versions
 from runtime.model.scorer import Scorer
-from runtime.files.storage import URI_SCHEME, atomic_output, cached_model_dir, locate
+from runtime.files.storage import URI_SCHEME, Location, atomic_output, cached_model_dir, check_writable, locate
 
 DEFAULT_MODEL = "models/default"
+RAY_ONLY = {"--ray-address": "ray_address", "--actors": "actors"}  # flag -> argparse dest
 
 
 def whole_number_at_least(minimum: int) -> Callable[[str], int]:
@@ -121,9 +125,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="when stderr is not a terminal, a progress line this often (default: 30; 0: none)",
     )
     parser.add_argument("--summary-json", default=None, metavar="PATH", help="write the run's summary as JSON here")
-    parser.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
-    parser.add_argument("--actors", type=positive_int, default=None, help="Ray actor pool size")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--output-prefix",
+        default="",
+        metavar="PREFIX",
+        help="put PREFIX before the output columns' names (label -> PREFIXlabel), for inputs with a label of their own",
+    )
+    parser.add_argument("--ray-address", default=None, help="join this Ray cluster (with --engine ray)")
+    parser.add_argument("--actors", type=positive_int, default=None, help="Ray actor pool size (with --engine ray)")
+    args = parser.parse_args(argv)
+    misplaced = [flag for flag, value in RAY_ONLY.items() if getattr(args, value) is not None and args.engine != "ray"]
+    if misplaced:
+        parser.error(f"{', '.join(misplaced)} only apply with --engine ray")
+    return args
 
 
 def model_dir_of(model: str) -> tuple[Path, bool | None]:
@@ -133,18 +147,19 @@ def model_dir_of(model: str) -> tuple[Path, bool | None]:
     return Path(model), None
 
 
-def build_job(args: argparse.Namespace) -> tuple[Job, bool | None]:
+def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[Job, bool | None]:
     """Everything an engine needs, checked (where from, where to, file by file), and whether the model was cached."""
     source, destination = locate(args.input), locate(args.output)
-    tasks, tree = plan_tasks(source, destination)
+    plan = plan_tasks(source, destination)
     if args.text_pair_column and args.long_text == "chunk":
         raise InputError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
     model_dir, model_cached = model_dir_of(args.model)
     job = Job(
         source=source,
         destination=destination,
-        tasks=tasks,
-        tree=tree,
+        tasks=plan.tasks,
+        tree=plan.tree,
+        hidden=plan.hidden,
         model=args.model,
         model_dir=model_dir,
         # every output option is the flag of the same name
@@ -154,7 +169,7 @@ def build_job(args: argparse.Namespace) -> tuple[Job, bool | None]:
         max_batch_rows=args.batch_size,
         max_batch_tokens=args.max_batch_tokens,
         progress_every=args.progress_every,
-        summary_json=locate(args.summary_json) if args.summary_json else None,
+        summary_json=summary_json,
         engine=args.engine,
         ray_address=args.ray_address,
         actors=args.actors,
@@ -168,16 +183,14 @@ def summary_record(
     """The run's summary for orchestrators (--summary-json); rows/s excludes the model load."""
     scoring = seconds - load_seconds
     return {
-        "rows": stats.rows,
-        "null_rows": stats.null_rows,
-        "truncated_rows": stats.truncated_rows,
-        "chunked_rows": stats.chunked_rows,
-        "deduplicated_rows": stats.deduplicated_rows,
+        "status": "ok",
+        **stats.counts.as_dict(),
         "files_done": stats.files,
         "files_skipped": stats.skipped_files,
+        "hidden_files_ignored": job.hidden,
         "seconds": round(seconds, 3),
         "load_seconds": round(load_seconds, 3),
-        "rows_per_second": round(stats.rows / scoring, 1) if scoring > 0 else 0.0,
+        "rows_per_second": round(stats.counts.rows / scoring, 1) if scoring > 0 else 0.0,
         "model": job.model,
         "model_dir": str(job.model_dir),
         "model_cached": model_cached,
@@ -195,6 +208,8 @@ def summary_record(
 def summary(record: dict[str, Any], tree: bool) -> str:
     """One line: what was scored, how fast, with which model, where to, and what needs a look."""
     skipped = f", {record['files_skipped']} file(s) already done" if record["files_skipped"] else ""
+    hidden = record["hidden_files_ignored"]
+    skipped += f", {len(hidden)} hidden file(s) ignored (.x, _x)" if hidden else ""
     files = f" in {record['files_done']} file(s){skipped}" if tree else skipped
     repeats = f", {record['deduplicated_rows']} deduplicated" if record["deduplicated_rows"] else ""
     chunked = f", {record['chunked_rows']} chunked" if record["chunked_rows"] else ""
@@ -214,48 +229,70 @@ def summary(record: dict[str, Any], tree: bool) -> str:
     )
 
 
-def write_summary_json(job: Job, record: dict[str, Any]) -> None:
-    if job.summary_json is not None:
-        with atomic_output(job.summary_json) as stream:
+def summary_location(path: str | None) -> Location | None:
+    """Where --summary-json goes, checked writable now: a bad path must not cost a night's scoring first."""
+    if path is None:
+        return None
+    location = locate(path)
+    check_writable(location)
+    return location
+
+
+def write_summary_json(location: Location | None, record: dict[str, Any]) -> None:
+    if location is not None:
+        with atomic_output(location) as stream:
             stream.write(json.dumps(record, indent=2).encode() + b"\n")
+
+
+def failed(location: Location | None, code: int, line: str) -> int:
+    """Say why on stderr, and in the summary JSON for the orchestrator (when it can be written); the exit code."""
+    print(line, file=sys.stderr)
+    with contextlib.suppress(InputError, OSError):
+        write_summary_json(location, {"status": "failed", "exit_code": code, "error": line, "finished_at": now()})
+    return code
 
 
 def raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def score(args: argparse.Namespace, summary_json: Location | None) -> tuple[dict[str, Any], bool]:
+    """Run the job the arguments describe; (the summary record, whether IN is a directory)."""
+    started = time.perf_counter()
+    job, model_cached = build_job(args, summary_json)
+    scorer = Scorer(
+        job.model_dir,
+        threads=job.threads,
+        max_batch_rows=job.max_batch_rows,
+        max_batch_tokens=job.max_batch_tokens,
+        **job.output.scorer_options(),
+    )
+    load_seconds = time.perf_counter() - started
+    if job.engine == "ray":
+        from runtime.engines.ray_engine import run_ray
+
+        stats = run_ray(job, scorer)
+    else:
+        stats = run_local(job, scorer)
+    record = summary_record(stats, job, scorer, model_cached, time.perf_counter() - started, load_seconds)
+    write_summary_json(job.summary_json, record)
+    return record, job.tree
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    started = time.perf_counter()
+    summary_json = None
     try:
-        job, model_cached = build_job(args)
-        scorer = Scorer(
-            job.model_dir,
-            threads=job.threads,
-            max_batch_rows=job.max_batch_rows,
-            max_batch_tokens=job.max_batch_tokens,
-            **job.output.scorer_options(),
-        )
-        load_seconds = time.perf_counter() - started
-        if job.engine == "ray":
-            from runtime.engines.ray_engine import run_ray
-
-            stats = run_ray(job, scorer)
-        else:
-            stats = run_local(job, scorer)
-        record = summary_record(stats, job, scorer, model_cached, time.perf_counter() - started, load_seconds)
-        write_summary_json(job, record)
+        summary_json = summary_location(args.summary_json)
+        record, tree = score(args, summary_json)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return failed(summary_json, 2, f"error: {exc}")
     except OSError as exc:
-        print(f"error: {first_line(exc)}", file=sys.stderr)
-        return 2
+        return failed(summary_json, 2, f"error: {first_line(exc)}")
     except KeyboardInterrupt:
-        print("error: interrupted; no partial output was left behind", file=sys.stderr)
-        return 130
-    print(summary(record, job.tree))
+        return failed(summary_json, 130, "error: interrupted; no partial output was left behind")
+    print(summary(record, tree))
     return 0
 
 

@@ -239,7 +239,7 @@ def test_missing_ray_names_the_extra(model_dir, tmp_path):
 
 
 def test_pool_plan_leaves_room_for_restarted_actors():
-    from runtime.engines.ray_engine import pool_plan
+    from runtime.engines.ray_engine.plan import pool_plan
 
     actors, threads, reserve = pool_plan(2, None, None)
     assert (actors, threads) == (2, 1) and actors * reserve < 2
@@ -252,7 +252,7 @@ def test_pool_plan_leaves_room_for_restarted_actors():
 
 
 def test_an_input_error_carried_only_as_text_is_recovered():
-    from runtime.engines.ray_engine import as_input_error
+    from runtime.engines.ray_engine.failures import as_input_error
 
     wrapped = RuntimeError(
         "The actor died because of an error raised in its creation task\n  File x\n"
@@ -265,7 +265,7 @@ def test_an_input_error_carried_only_as_text_is_recovered():
 
 @pytest.mark.parametrize("rows, actors", [(1, 2), (17000, 2), (500_000, 3), (3_000_000, 64)])
 def test_units_cover_every_row_exactly_once(rows, actors, tmp_path):
-    from runtime.engines.ray_engine import MAX_UNIT_ROWS, MIN_UNIT_ROWS, plan_units
+    from runtime.engines.ray_engine.plan import MAX_UNIT_ROWS, MIN_UNIT_ROWS, plan_units
     from runtime.files.storage import Location
 
     names = [("small.parquet", 5), ("big.parquet", rows), ("empty.parquet", 0)]
@@ -317,3 +317,24 @@ def test_s3_in_out_and_model_through_ray(s3, model_dir, tmp_path):
     for relative in layout:
         expected = without_record(pq.read_table(tmp_path / "out" / relative))
         assert without_record(read_s3(s3, bucket, f"out/{relative}")).equals(expected)
+
+
+def test_a_row_count_mismatch_publishes_nothing(model_dir, tmp_path):
+    from runtime.files.parquet_io import OutputOptions
+    from runtime.engines.local_engine import score_file
+    from runtime.engines.progress import Progress
+    from runtime.engines.ray_engine.plan import Publication
+    from runtime.engines.ray_engine.publish import RowCountMismatch, merge_parts
+    from runtime.files.parquet_io import open_input
+    from runtime.files.storage import Location
+    from runtime.model.scorer import Scorer
+
+    source = open_input(Location.local(write(tmp_path / "in.parquet", pa.table({"text": ["good", "bad"] * 50}))), OutputOptions())
+    part = Location.local(tmp_path / "part.parquet")
+    score_file(Scorer(model_dir, threads=1), source, part, OutputOptions(), Progress(0, 0.0), rows=range(0, 60))
+    out = Location.local(tmp_path / "out.parquet")
+    with pytest.raises(RowCountMismatch, match="holds 100 rows but its parts hold 60; not published"):
+        merge_parts(Publication(0, (part,), out, rows=100))
+    assert not out.exists()
+    record = merge_parts(Publication(0, (part,), out, rows=60))
+    assert record.counts.rows == 60 and pq.read_table(out.path).num_rows == 60

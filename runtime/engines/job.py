@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow.fs as pafs
 
-from runtime.model.activations import FunctionToApply
 from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
-from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.errors import InputError
+from runtime.files.parquet_io import OutputOptions
 from runtime.files.storage import Location, parquet_files_under
 
 DEFAULT_PROGRESS_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """Every option that changes what OUT holds, and nothing else.
-
-    Outputs record these in their footer and `--resume` trusts an output only when all of them match, so an
-    option added here is recorded and compared with no further code.
-    """
-
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    function_to_apply: FunctionToApply | None = None  # None: the model's own
-    logits: bool = False
-    long_text: LongText = "truncate"
-    chunk_stride: int | None = None  # None: the model's default (a quarter of a window)
-    chunk_aggregate: ChunkAggregate = "mean"
-    max_chunks: int = DEFAULT_MAX_CHUNKS
-
-    def record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def scorer_options(self) -> dict[str, Any]:
-        """The options `Scorer` itself applies (the rest choose columns)."""
-        return {
-            "function_to_apply": self.function_to_apply,
-            "long_text": self.long_text,
-            "chunk_stride": self.chunk_stride,
-            "chunk_aggregate": self.chunk_aggregate,
-            "max_chunks": self.max_chunks,
-        }
 
 
 @dataclass(frozen=True)
@@ -64,6 +32,7 @@ class Job:
     destination: Location
     tasks: tuple[FileTask, ...]
     tree: bool  # IN is a directory (or prefix) and OUT one too
+    hidden: list[str]  # hidden files under IN (`.x`, `_x`), not scored
     model: str  # --model as given: a dir or a URI
     model_dir: Path  # where the model is on this host (the cache dir for a URI)
     output: OutputOptions
@@ -78,8 +47,17 @@ class Job:
     actors: int | None = None
 
 
-def plan_tasks(source: Location, destination: Location) -> tuple[tuple[FileTask, ...], bool]:
-    """File -> file, or directory -> directory keeping the relative layout; (tasks, whether IN is a directory).
+@dataclass(frozen=True)
+class Plan:
+    """The files of a run: what becomes what, whether IN is a directory, and the hidden files left out."""
+
+    tasks: tuple[FileTask, ...]
+    tree: bool
+    hidden: list[str] = field(default_factory=list)  # `.x` and `_x` files under IN, skipped as Spark and Hive do
+
+
+def plan_tasks(source: Location, destination: Location) -> Plan:
+    """File -> file, or directory -> directory keeping the relative layout.
 
     Refuses anything that could overwrite the input.
     """
@@ -95,12 +73,13 @@ def plan_tasks(source: Location, destination: Location) -> tuple[tuple[FileTask,
             )
         if destination.is_within(source):
             raise InputError(f"output {destination} is inside the input directory {source}; choose an OUT outside it")
-        relatives = parquet_files_under(source)
+        relatives, hidden = parquet_files_under(source)
         if not relatives:
-            raise InputError(f"input directory {source} holds no *.parquet files")
-        return tuple(FileTask(source.child(path), destination.child(path)) for path in relatives), True
+            also = f" (only hidden ones, which are skipped: {', '.join(hidden[:3])})" if hidden else ""
+            raise InputError(f"input directory {source} holds no *.parquet files{also}")
+        return Plan(tuple(FileTask(source.child(path), destination.child(path)) for path in relatives), True, hidden)
     if destination_info.type == pafs.FileType.Directory:
         raise InputError(
             f"output {destination} is a directory but input {source} is a file; OUT must be a file path"
         )
-    return (FileTask(source, destination),), False
+    return Plan((FileTask(source, destination),), False)

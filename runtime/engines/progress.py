@@ -52,8 +52,12 @@ class Progress:
         if self.bar is not None:
             self.bar.update(rows)
             return
+        self.tick()
+
+    def tick(self) -> None:
+        """A line if one is due: also called while waiting for work done elsewhere, so a quiet spell shows."""
         now = time.monotonic()
-        if self.every > 0 and now - self.last_line >= self.every:
+        if self.bar is None and self.every > 0 and now - self.last_line >= self.every:
             self.last_line = now
             print(self.line(now), file=self.stream, flush=True)
 

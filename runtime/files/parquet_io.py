@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from runtime.errors import InputError, first_line
-from runtime.engines.job import OutputOptions
+from runtime.model.activations import FunctionToApply
 from runtime.model.scorer import Scores
+from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.files.storage import Location, atomic_output, temp_name
 
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
@@ -27,6 +28,44 @@ CHUNKS_COLUMN = "chunks"  # with --long-text chunk
 FUNCTION_KEY = b"function_to_apply"  # field metadata of `score` and `probabilities`: which activation made them
 METADATA_KEY = b"runtime.score"
 READ_BUFFER_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Every option that changes what OUT holds, and nothing else.
+
+    Outputs record these in their footer and `--resume` trusts an output only when all of them match, so an
+    option added here is recorded and compared with no further code.
+    """
+
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    function_to_apply: FunctionToApply | None = None  # None: the model's own
+    logits: bool = False
+    long_text: LongText = "truncate"
+    chunk_stride: int | None = None  # None: the model's default (a quarter of a window)
+    chunk_aggregate: ChunkAggregate = "mean"
+    max_chunks: int = DEFAULT_MAX_CHUNKS
+    output_prefix: str = ""  # before every output column's name, for inputs that have a `label` of their own
+
+    def output_columns(self) -> list[str]:
+        """The columns OUT adds after the input's, in order."""
+        names = [*OUTPUT_COLUMNS, *[CHUNKS_COLUMN] * (self.long_text == "chunk"), *[LOGITS_COLUMN] * self.logits]
+        return [f"{self.output_prefix}{name}" for name in names]
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def scorer_options(self) -> dict[str, Any]:
+        """The options `Scorer` itself applies (the rest choose columns)."""
+        return {
+            "function_to_apply": self.function_to_apply,
+            "long_text": self.long_text,
+            "chunk_stride": self.chunk_stride,
+            "chunk_aggregate": self.chunk_aggregate,
+            "max_chunks": self.max_chunks,
+        }
+
 
 
 def read_batches(
@@ -101,10 +140,12 @@ def open_input(source: Location, options: OutputOptions) -> InputFile:
     check_text_column(schema, options.text_column, source)
     if options.text_pair_column is not None:
         check_text_column(schema, options.text_pair_column, source, option="--text-pair-column")
-    added = [*OUTPUT_COLUMNS, *[CHUNKS_COLUMN] * (options.long_text == "chunk"), *[LOGITS_COLUMN] * options.logits]
-    clashes = [name for name in added if name in schema.names]
+    clashes = [name for name in options.output_columns() if name in schema.names]
     if clashes:
-        raise InputError(f"input {source} already has column(s) {', '.join(clashes)}, which the output adds")
+        raise InputError(
+            f"input {source} already has column(s) {', '.join(clashes)}, which the output adds; name the output "
+            "columns apart with --output-prefix (e.g. --output-prefix pred_)"
+        )
     return InputFile(source, parquet, input_identity(parquet, info.size))
 
 
@@ -132,22 +173,21 @@ def texts_of(batch: pa.RecordBatch, text_column: str) -> list[str | None]:
 
 
 def output_schema(
-    input_schema: pa.Schema,
-    metadata: dict[str, Any],
-    function_to_apply: str = "softmax",
-    with_logits: bool = False,
-    with_chunks: bool = False,
+    input_schema: pa.Schema, metadata: dict[str, Any], options: OutputOptions, function_to_apply: str = "softmax"
 ) -> pa.Schema:
     """Input columns unchanged and in order, then label, score, probabilities, chunks (chunk mode), logits."""
     applied = {FUNCTION_KEY: function_to_apply.encode()}
+    types = {
+        "label": (pa.string(), None),
+        "score": (pa.float32(), applied),
+        "probabilities": (pa.list_(pa.float32()), applied),
+        CHUNKS_COLUMN: (pa.int32(), None),
+        LOGITS_COLUMN: (pa.list_(pa.float32()), None),
+    }
     schema = input_schema
-    schema = schema.append(pa.field("label", pa.string()))
-    schema = schema.append(pa.field("score", pa.float32(), metadata=applied))
-    schema = schema.append(pa.field("probabilities", pa.list_(pa.float32()), metadata=applied))
-    if with_chunks:
-        schema = schema.append(pa.field(CHUNKS_COLUMN, pa.int32()))
-    if with_logits:
-        schema = schema.append(pa.field(LOGITS_COLUMN, pa.list_(pa.float32())))
+    for name in options.output_columns():
+        column_type, field_metadata = types[name.removeprefix(options.output_prefix)]
+        schema = schema.append(pa.field(name, column_type, metadata=field_metadata))
     return schema.with_metadata({**(input_schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
 
 
@@ -159,10 +199,7 @@ def rows_as_lists(values: np.ndarray, mask: np.ndarray) -> pa.ListArray:
 
 
 def scored_batch(
-    batch: pa.RecordBatch,
-    schema: pa.Schema,
-    labels: list[str],
-    scores: Scores,
+    batch: pa.RecordBatch, schema: pa.Schema, labels: list[str], scores: Scores, options: OutputOptions
 ) -> pa.RecordBatch:
     """Append the output columns the schema names; rows with no text get nulls and keep their place."""
     mask = ~scores.valid
@@ -173,7 +210,8 @@ def scored_batch(
         CHUNKS_COLUMN: lambda: pa.array(scores.chunks, pa.int32(), mask=mask),
         LOGITS_COLUMN: lambda: rows_as_lists(scores.logits, mask),
     }
-    columns = [*batch.columns, *(outputs[name]() for name in schema.names[batch.num_columns :])]
+    added = (name.removeprefix(options.output_prefix) for name in schema.names[batch.num_columns :])
+    columns = [*batch.columns, *(outputs[name]() for name in added)]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 

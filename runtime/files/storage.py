@@ -29,6 +29,7 @@ from runtime.model.model_dir import MANIFEST_FILE, read_manifest
 URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 TEMP_MARKER = ".tmp-"
 PARQUET_SUFFIX = ".parquet"
+HIDDEN_PREFIXES = (".", "_")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -99,16 +100,23 @@ def locate(text: str) -> Location:
     return Location(filesystem, path.rstrip("/"), text)
 
 
-def parquet_files_under(root: Location) -> list[str]:
-    """The relative path of every *.parquet under ROOT, recursively, in a stable order."""
+def is_hidden(relative: str) -> bool:
+    """A path with a part named `.x` or `_x`: staging files, `_temporary/`, `_SUCCESS`, as Spark and Hive write
+    them and pyarrow datasets skip them."""
+    return any(part.startswith(HIDDEN_PREFIXES) for part in relative.split("/"))
+
+
+def parquet_files_under(root: Location) -> tuple[list[str], list[str]]:
+    """(visible, hidden): the relative paths of the *.parquet files under ROOT, recursively, in a stable order."""
     selector = pafs.FileSelector(root.path, recursive=True)
     infos = root.filesystem.get_file_info(selector)
     prefix = f"{root.path.rstrip('/')}/"
-    return sorted(
+    found = sorted(
         info.path[len(prefix) :]
         for info in infos
         if info.type == pafs.FileType.File and info.path.endswith(PARQUET_SUFFIX)
     )
+    return [path for path in found if not is_hidden(path)], [path for path in found if is_hidden(path)]
 
 
 def temp_name(name: str) -> str:
@@ -181,6 +189,19 @@ def discard(location: Location) -> None:
 
 def write_failure(out: Location, exc: BaseException) -> InputError:
     return InputError(f"could not write {out} ({first_line(exc)}); {out} was left as it was")
+
+
+def check_writable(out: Location) -> None:
+    """Create and remove a hidden file beside OUT, so that a path that cannot be written fails before the work."""
+    probe = out.sibling(temp_name(out.name))
+    try:
+        make_parents(out)
+        with out.filesystem.open_output_stream(probe.path):
+            pass
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot write {out} ({first_line(exc)}); choose a writable path") from None
+    finally:
+        discard(probe)
 
 
 @contextmanager
