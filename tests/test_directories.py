@@ -74,3 +74,20 @@ def test_out_inside_in_and_empty_directory_are_refused(models, tmp_path):
     (tmp_path / "empty").mkdir()
     empty = run_score(str(tmp_path / "empty"), str(tmp_path / "out2"), "--model", str(model_dir))
     assert empty.returncode == 2 and "no *.parquet" in empty.stderr
+
+
+def test_hidden_files_are_skipped_and_counted_as_spark_and_hive_do(models, tmp_path):
+    _, model_dir = models["distilbert"]
+    make_tree(tmp_path / "in")
+    table = pa.table({"text": ["a staging file"]})
+    for hidden in [".a.parquet", "_tmp/x.parquet", "day=1/_temporary/0/part-0.parquet", "day=1/.part-1.parquet"]:
+        (tmp_path / "in" / hidden).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, tmp_path / "in" / hidden)
+    summary_json = str(tmp_path / "s.json")
+    result = run_score(str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(model_dir), "--summary-json", summary_json)
+    assert result.returncode == 0, result.stderr
+    assert "4 hidden file(s) ignored" in result.stdout
+    assert outputs(tmp_path / "out") == ["day=1/part-0.parquet", "day=1/part-1.parquet", "day=2/part-0.parquet"]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    hidden = [".a.parquet", "_tmp/x.parquet", "day=1/.part-1.parquet", "day=1/_temporary/0/part-0.parquet"]
+    assert sorted(summary["hidden_files_ignored"]) == hidden

@@ -272,3 +272,48 @@ def test_verify_checks_a_model_dir(model_dir, tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     bad = subprocess.run([sys.executable, "-m", "runtime.verify", str(tmp_path / "model")], cwd=ROOT, capture_output=True, text=True)
     assert_clean_error(bad, "probe")
+
+
+# --- options and the summary ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", [["--actors", "2"], ["--ray-address", "127.0.0.1:6379"]])
+def test_ray_only_flags_are_refused_without_the_ray_engine(model_dir, tmp_path, option):
+    src = write(tmp_path / "in.parquet", pa.table({"text": ["x"]}))
+    assert_clean_error(score(model_dir, src, tmp_path / "out.parquet", *option), option[0], "--engine ray")
+    assert only_file(tmp_path) == ["in.parquet"]
+
+
+def test_an_unwritable_summary_json_fails_before_any_work(model_dir, tmp_path):
+    src = write(tmp_path / "in.parquet", pa.table({"text": ["good"] * 10}))
+    (tmp_path / "a-file").write_text("")
+    result = score(model_dir, src, tmp_path / "out.parquet", "--summary-json", str(tmp_path / "a-file" / "s.json"))
+    assert_clean_error(result, "a-file/s.json")
+    assert only_file(tmp_path) == ["a-file", "in.parquet"]  # nothing scored, nothing published
+
+
+def test_a_failed_run_says_why_in_the_summary_json(model_dir, tmp_path):
+    src = write(tmp_path / "in.parquet", pa.table({"body": ["good"]}))
+    result = score(model_dir, src, tmp_path / "out.parquet", "--summary-json", str(tmp_path / "s.json"))
+    assert_clean_error(result, "no column 'text'")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["status"] == "failed" and summary["exit_code"] == 2
+    assert summary["error"] == result.stderr.strip()
+
+
+def test_labelled_input_needs_an_output_prefix(model_dir, tmp_path):
+    """Evaluation data (SST-2, GLUE) comes with its gold `label`: the outputs take other names, the input stays."""
+    table = pa.table({"text": ["a good film", "a dull film", None], "label": [1, 0, 1]})
+    src = write(tmp_path / "in.parquet", table)
+    refused = score(model_dir, src, tmp_path / "out.parquet")
+    assert_clean_error(refused, "already has column(s) label", "--output-prefix")
+    result = score(model_dir, src, tmp_path / "out.parquet", "--output-prefix", "pred_", "--logits")
+    assert result.returncode == 0, result.stderr
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column_names == ["text", "label", "pred_label", "pred_score", "pred_probabilities", "pred_logits"]
+    assert out.select(["text", "label"]).equals(table)
+    plain = score(model_dir, write(tmp_path / "plain.parquet", table.drop(["label"])), tmp_path / "plain-out.parquet")
+    assert plain.returncode == 0, plain.stderr
+    expected = pq.read_table(tmp_path / "plain-out.parquet")
+    assert out["pred_label"].equals(expected["label"]) and out["pred_probabilities"].equals(expected["probabilities"])
+    assert out.schema.field("pred_score").metadata == expected.schema.field("score").metadata
