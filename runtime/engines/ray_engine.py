@@ -55,7 +55,7 @@ from runtime.files.parquet_io import METADATA_KEY, atomic_parquet_writer, open_i
 from runtime.engines.progress import Progress
 from runtime.model.scorer import Scorer
 from runtime.model.session import default_threads
-from runtime.files.storage import URI_SCHEME, Location, cached_model_dir, locate, temp_name
+from runtime.files.storage import URI_SCHEME, Location, temp_name
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install '.[ray]'"
 # Actors reserve part of a CPU: an actor restarted after its node was lost then still finds room on the nodes
@@ -92,16 +92,11 @@ class Unit:
     rows: range | None
 
 
-def local_model_dir(model: str) -> Path:
-    """The model dir on this host: a path as given, or a model at a URI fetched into this host's cache."""
-    return cached_model_dir(locate(model))[0] if URI_SCHEME.match(model) else Path(model)
-
-
 class ScoringActor:
     """One Scorer per actor, loaded once and checked against the driver's model; scores one unit per call."""
 
     def __init__(
-        self, model: str, sha256: str, threads: int, max_batch_rows: int, max_batch_tokens: int, options: OutputOptions
+        self, model: str, identity: str, threads: int, max_batch_rows: int, max_batch_tokens: int, options: OutputOptions
     ) -> None:
         # An InputError raised here would reach the driver only as text inside ActorDiedError; raised from
         # a method it arrives as itself (RayTaskError keeps the cause), so keep it for the first unit.
@@ -109,16 +104,17 @@ class ScoringActor:
         self.options = options
         try:
             self.scorer = Scorer(
-                local_model_dir(model),
+                model,  # a path, or a URI the Scorer fetches into this host's cache
                 threads=threads,
                 max_batch_rows=max_batch_rows,
                 max_batch_tokens=max_batch_tokens,
                 **options.scorer_options(),
             )
-            if self.scorer.manifest.sha256 != sha256:
+            if self.scorer.manifest.identity != identity:
                 raise InputError(
-                    f"model dir {model} differs on node {os.uname().nodename} (sha256 "
-                    f"{self.scorer.manifest.sha256[:12]}, the driver has {sha256[:12]}); every node needs the same model"
+                    f"model dir {model} differs on node {os.uname().nodename} (identity "
+                    f"{self.scorer.manifest.identity[:12]}, the driver has {identity[:12]}); "
+                    "every node needs the same model"
                 )
         except InputError as exc:
             self.error = exc
@@ -436,7 +432,7 @@ def score_on_cluster(
     )(ScoringActor)
     options = dict(
         model=job.model if URI_SCHEME.match(job.model) else str(job.model_dir.resolve()),
-        sha256=scorer.manifest.sha256,
+        identity=scorer.manifest.identity,
         threads=threads,
         max_batch_rows=job.max_batch_rows,
         max_batch_tokens=job.max_batch_tokens,
