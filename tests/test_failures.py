@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE, TOKENIZER_FILE, sha256_file
+from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE, TOKENIZER_FILE, read_manifest, sha256_file
 from tests.conftest import ROOT, assert_clean_error, corrupt_middle, score, write
 
 
@@ -301,3 +301,23 @@ def test_verify_checks_a_model_dir(model_dir, tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     bad = subprocess.run([sys.executable, "-m", "runtime.verify", str(tmp_path / "model")], cwd=ROOT, capture_output=True, text=True)
     assert_clean_error(bad, "probe")
+
+
+def run_verify(model: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runtime.verify", str(model)], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "how,fragment", [("tokenizer-edited", "tokenizer.json has sha256"), ("labels-edited", "edited after export")]
+)
+def test_verify_refuses_a_tampered_model(model_dir, tmp_path, how, fragment):
+    """The tampering the probes missed: "boring" and "brilliant" swapped in tokenizer.json, or labels edited."""
+    assert_clean_error(run_verify(broken_model(model_dir, tmp_path, how)), fragment)
+
+
+def test_verify_catches_a_tokenizer_that_encodes_the_probes_differently(model_dir, tmp_path):
+    """As another `tokenizers` version reading the same file would: the file hashes match, the token ids do not."""
+    broken = broken_model(model_dir, tmp_path, "copy")
+    swap_token_ids(broken / TOKENIZER_FILE, "good", "person")  # both in the probe "I'm a good person"
+    read_manifest(broken, verify_sha256=False).write(broken)  # records the new file's hash
+    assert_clean_error(run_verify(broken), "token ids", "tokenizers version")
