@@ -13,7 +13,7 @@ from export.probes import agreement_texts, probe_texts, read_agreement_texts
 from export.quantize import quantize_until_agreement
 from export.source import CheckpointSource
 from export.validate import validate_model_outputs
-from runtime.model.model_dir import ONNX_FILE, Activation, Manifest, package_versions, sha256_file
+from runtime.model.model_dir import ONNX_FILE, Activation, Manifest, package_versions
 from runtime.model.scorer import Scorer
 from runtime.model.session import make_session
 
@@ -61,7 +61,6 @@ def build_manifest(checkpoint: Checkpoint, model_dir: Path) -> Manifest:
         max_length=max_length,
         onnx_inputs=[node.name for node in make_session(onnx_path, threads=1).get_inputs()],
         opset=onnx_opset(onnx_path),
-        sha256=sha256_file(onnx_path),
         versions=package_versions(VERSIONED_PACKAGES),
         pad_token_id=int(checkpoint.tokenizer.pad_token_id or 0),
         probes=probe_texts(max_length),
@@ -69,9 +68,10 @@ def build_manifest(checkpoint: Checkpoint, model_dir: Path) -> Manifest:
 
 
 def record_probe_outputs(manifest: Manifest, model_dir: Path) -> None:
-    """Store the runtime's own answers on the probes, so `runtime.verify` can check a new host."""
-    scores = Scorer(model_dir).score(manifest.probes)
-    manifest.probe_probabilities = scores.probabilities.tolist()
+    """Store the runtime's own answers and token ids on the probes, so `runtime.verify` can check a new host."""
+    scorer = Scorer(model_dir)
+    manifest.probe_probabilities = scorer.score(manifest.probes).probabilities.tolist()
+    manifest.probe_token_digest = scorer.token_digest(manifest.probes)
     manifest.write(model_dir)
 
 
@@ -118,7 +118,6 @@ def build_model_dir(
                 manifest.max_length,
             )
             manifest.quantization["agreement_texts"] = str(agreement_file) if agreement_file else "generated"
-            manifest.sha256 = sha256_file(staging / ONNX_FILE)
             manifest.write(staging)
         record_probe_outputs(manifest, staging)
         publish(staging, out)

@@ -26,7 +26,8 @@ from runtime.engines.local_engine import RunStats, run_local
 from runtime.engines.record import RUNTIME_PACKAGES, now
 from runtime.model.model_dir import package_versions
 from runtime.model.scorer import Scorer
-from runtime.files.storage import URI_SCHEME, Location, atomic_output, cached_model_dir, check_writable, locate
+from runtime.files.storage import URI_SCHEME, Location, atomic_output, check_writable, locate
+from runtime.model.cache import cached_model_dir
 
 DEFAULT_MODEL = "models/default"
 RAY_ONLY = {"--ray-address": "ray_address", "--actors": "actors"}  # flag -> argparse dest
@@ -143,7 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def model_dir_of(model: str) -> tuple[Path, bool | None]:
     """The local model dir for --model, and for a URI whether the local cache already held it."""
     if URI_SCHEME.match(model):
-        return cached_model_dir(locate(model))
+        return cached_model_dir(model)
     return Path(model), None
 
 
@@ -194,7 +195,7 @@ def summary_record(
         "model": job.model,
         "model_dir": str(job.model_dir),
         "model_cached": model_cached,
-        "model_sha256": scorer.manifest.sha256,
+        "model_identity": scorer.manifest.identity,
         "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": scorer.manifest.versions},
         "engine": job.engine,
         "input": str(job.source),
@@ -224,7 +225,7 @@ def summary(record: dict[str, Any], tree: bool) -> str:
     return (
         f"scored {record['rows']} rows{files} ({record['null_rows']} null, {record['truncated_rows']} truncated"
         f"{chunked}{repeats}) in {record['seconds']:.1f} s ({record['load_seconds']:.1f} s model load), "
-        f"{record['rows_per_second']:,.0f} rows/s; model {record['model']} (sha256 {record['model_sha256'][:12]}"
+        f"{record['rows_per_second']:,.0f} rows/s; model {record['model']} (identity {record['model_identity'][:12]}"
         f"{cached}); wrote {record['output']}{stale}"
     )
 

@@ -1,15 +1,14 @@
 """`python -m runtime.verify DIR`: a self-check to run on a new host before trusting it with a nightly job.
 
-It checks the manifest and the ONNX file's sha256, then scores the probe texts stored at export time and
-compares the answers with the ones recorded there.
+It checks the manifest's identity and every file of it (graph and tokenizer), then tokenizes and scores the
+probe texts stored at export time and compares the token ids (by digest: another `tokenizers` version may
+read the same tokenizer.json differently) and the answers with the ones recorded there.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
 import numpy as np
 
 from runtime.errors import InputError
@@ -18,12 +17,18 @@ from runtime.model.scorer import Scorer
 VERIFY_ATOL = 1e-4
 
 
-def verify(model_dir: Path, atol: float = VERIFY_ATOL) -> float:
-    """Return the max probability difference on the probes; raise InputError when it exceeds `atol`."""
+def verify(model_dir: str, atol: float = VERIFY_ATOL) -> float:
+    """Return the max probability difference on the probes; raise InputError on any difference in the model's
+    files or the probes' token ids, or a probability difference over `atol`."""
     scorer = Scorer(model_dir)
     manifest = scorer.manifest
     if not manifest.probes or len(manifest.probes) != len(manifest.probe_probabilities):
         raise InputError(f"{model_dir} records no probe outputs; re-export it with `python -m export`")
+    if scorer.token_digest(manifest.probes) != manifest.probe_token_digest:
+        raise InputError(
+            f"{model_dir}'s tokenizer encodes its probe texts into other token ids on this host than at export; "
+            "check the tokenizers version against the manifest's"
+        )
     expected = np.asarray(manifest.probe_probabilities, dtype=np.float32)
     difference = float(np.abs(scorer.score(manifest.probes).probabilities - expected).max())
     if difference > atol:
@@ -36,7 +41,7 @@ def verify(model_dir: Path, atol: float = VERIFY_ATOL) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.verify", description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path, metavar="DIR")
+    parser.add_argument("model_dir", metavar="DIR", help="model dir: a path or a URI (s3://, gs://, hdfs://, file://)")
     args = parser.parse_args(argv)
     try:
         difference = verify(args.model_dir)

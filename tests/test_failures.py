@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE
+from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE, TOKENIZER_FILE, read_manifest, sha256_file
 from tests.conftest import ROOT, assert_clean_error, corrupt_middle, score, write
 
 
@@ -181,12 +181,40 @@ def broken_model(model_dir: Path, tmp_path: Path, how: str) -> Path:
     elif how == "sha-mismatch":
         with open(broken / ONNX_FILE, "ab") as handle:
             handle.write(b"\0")
+    elif how == "old-format":  # as exported before model identities: known by model.onnx's sha256 alone
+        manifest = json.loads((broken / MANIFEST_FILE).read_text())
+        for key in ("files", "identity", "probe_token_digest"):
+            del manifest[key]
+        manifest.update(format_version=1, sha256=sha256_file(broken / ONNX_FILE))
+        (broken / MANIFEST_FILE).write_text(json.dumps(manifest))
+    elif how == "tokenizer-edited":
+        swap_token_ids(broken / TOKENIZER_FILE, "boring", "brilliant")
+    elif how == "labels-edited":
+        manifest = json.loads((broken / MANIFEST_FILE).read_text())
+        manifest["labels"] = manifest["labels"][::-1]
+        (broken / MANIFEST_FILE).write_text(json.dumps(manifest))
     return broken
+
+
+def swap_token_ids(tokenizer_path: Path, first: str, second: str) -> None:
+    """Swap two words' ids in tokenizer.json's vocabulary: the file still loads, and those words change meaning."""
+    tokenizer = json.loads(tokenizer_path.read_text())
+    vocab = tokenizer["model"]["vocab"]
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    tokenizer_path.write_text(json.dumps(tokenizer))
 
 
 @pytest.mark.parametrize(
     "how,fragment",
-    [("missing", "does not exist"), ("no-manifest", "manifest.json"), ("other-version", "99"), ("sha-mismatch", "sha256")],
+    [
+        ("missing", "does not exist"),
+        ("no-manifest", "manifest.json"),
+        ("other-version", "99"),
+        ("sha-mismatch", "sha256"),
+        ("old-format", "version 1"),
+        ("tokenizer-edited", "tokenizer.json has sha256"),
+        ("labels-edited", "edited after export"),
+    ],
 )
 def test_unusable_model_dir(model_dir, tmp_path, how, fragment):
     src = write(tmp_path / "in.parquet", pa.table({"text": ["x"]}))
@@ -258,7 +286,8 @@ def test_out_mode_follows_umask_and_metadata_is_complete(model_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out.parquet").stat().st_mode & 0o777 == 0o640
     record = json.loads(pq.read_metadata(tmp_path / "out.parquet").metadata[b"runtime.score"])
-    for key in ("model_sha256", "checkpoint", "labels", "versions", "rows", "null_rows", "started_at", "finished_at"):
+    keys = ("model_identity", "model_files", "checkpoint", "labels", "versions", "rows", "null_rows", "started_at")
+    for key in (*keys, "finished_at"):
         assert key in record, key
     assert record["rows"] == 2 and record["null_rows"] == 1
 
@@ -272,6 +301,26 @@ def test_verify_checks_a_model_dir(model_dir, tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     bad = subprocess.run([sys.executable, "-m", "runtime.verify", str(tmp_path / "model")], cwd=ROOT, capture_output=True, text=True)
     assert_clean_error(bad, "probe")
+
+
+def run_verify(model: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runtime.verify", str(model)], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "how,fragment", [("tokenizer-edited", "tokenizer.json has sha256"), ("labels-edited", "edited after export")]
+)
+def test_verify_refuses_a_tampered_model(model_dir, tmp_path, how, fragment):
+    """The tampering the probes missed: "boring" and "brilliant" swapped in tokenizer.json, or labels edited."""
+    assert_clean_error(run_verify(broken_model(model_dir, tmp_path, how)), fragment)
+
+
+def test_verify_catches_a_tokenizer_that_encodes_the_probes_differently(model_dir, tmp_path):
+    """As another `tokenizers` version reading the same file would: the file hashes match, the token ids do not."""
+    broken = broken_model(model_dir, tmp_path, "copy")
+    swap_token_ids(broken / TOKENIZER_FILE, "good", "person")  # both in the probe "I'm a good person"
+    read_manifest(broken, verify_sha256=False).write(broken)  # records the new file's hash
+    assert_clean_error(run_verify(broken), "token ids", "tokenizers version")
 
 
 # --- options and the summary ------------------------------------------------------------------------------

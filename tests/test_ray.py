@@ -171,7 +171,7 @@ def test_ray_writes_the_local_engines_record(scored):
         ray_record = json.loads(pq.read_metadata(scored["ray_out"] / name).metadata[b"runtime.score"])
         local_record = json.loads(pq.read_metadata(scored["local_out"] / name).metadata[b"runtime.score"])
         assert ray_record.keys() == local_record.keys()
-        for key in ("rows", "null_rows", "truncated_rows", "input", "model_sha256", "labels", "text_column"):
+        for key in ("rows", "null_rows", "truncated_rows", "input", "model_identity", "labels", "text_column"):
             assert ray_record[key] == local_record[key], (name, key)
         assert ray_record["rows"] == pq.read_metadata(scored["in"] / name).num_rows
         assert ray_record["started_at"] <= ray_record["finished_at"]

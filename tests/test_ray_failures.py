@@ -138,6 +138,7 @@ def test_sigterm_under_ray_is_one_line_and_no_output_after_progress_lines(model_
     assert list(tmp_path.iterdir()) == []
 
 
+# The CLI in-process (Ray is imported inside, after the CLI set its environment), then what the process read in all.
 DRIVER_PROBE = """
 import json, os, sys
 import psutil
@@ -149,7 +150,9 @@ print(json.dumps({"code": code, "ray_vars": ray_vars, "read_chars": psutil.Proce
 
 
 def test_the_driver_reads_no_output_rows_and_leaves_no_token_behind(model_dir, tmp_path):
-    rows, ballast = 20_000, 4096  # 80 MB of incompressible bytes the output carries through
+    # 330 MB of incompressible bytes that the output carries through; the driver's own reads (Python modules, Ray's
+    # included, the model and the input's footer) came to 65 MB on a run with no ballast
+    rows, ballast = 10_000, 32768
     payload = pa.array([os.urandom(ballast) for _ in range(rows)], pa.binary())
     texts = [f"{i} a film that is good" for i in range(rows)]
     source = write(tmp_path / "in.parquet", pa.table({"text": texts, "payload": payload}), row_group_size=2000)
@@ -161,7 +164,7 @@ def test_the_driver_reads_no_output_rows_and_leaves_no_token_behind(model_dir, t
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["code"] == 0 and probe["ray_vars"] == []
     assert pq.read_metadata(out).num_rows == rows
-    assert probe["read_chars"] < rows * ballast / 2, probe  # footers, modules and the model: not the rows
+    assert probe["read_chars"] < rows * ballast / 3, probe
     assert seen.leftovers == []
 
 

@@ -64,7 +64,7 @@ def test_round_trip_keeps_rows_columns_and_nulls(models, tmp_path):
     assert out["label"].null_count == 1
     record = json.loads(pq.read_metadata(tmp_path / "out.parquet").metadata[b"runtime.score"])
     manifest = read_manifest(model_dir)
-    assert record["model_sha256"] == manifest.sha256
+    assert record["model_identity"] == manifest.identity and record["model_files"] == manifest.files
     assert record["labels"] == manifest.labels
     assert (record["rows"], record["null_rows"]) == (4, 1)
     assert record["started_at"] <= record["finished_at"]

@@ -37,7 +37,7 @@ def test_resume_rescores_a_changed_input(model_dir, tmp_path):
     assert score(model_dir, src, out, "--resume").returncode == 0
     record = record_of(out)
     assert record["input_identity"]["rows"] == 500
-    assert set(record["resume_compares"]) >= {"model_sha256", "input_identity", "text_column", "logits"}
+    assert set(record["resume_compares"]) >= {"model_identity", "input_identity", "text_column", "logits"}
 
     write(src, pa.table({"id": range(300), "text": [f"new review {i} was great" for i in range(300)]}))
     rerun = score(model_dir, src, out, "--resume")
@@ -131,11 +131,11 @@ def test_progress_lines_and_summary_json_off_a_terminal(model_dir, tmp_path):
 
     summary = json.loads(summary_path.read_text())
     for key in ("rows", "null_rows", "truncated_rows", "deduplicated_rows", "files_done", "files_skipped", "seconds",
-                "rows_per_second", "model_sha256", "versions", "outputs"):
+                "rows_per_second", "model_identity", "versions", "outputs"):
         assert key in summary, key
     assert (summary["rows"], summary["files_done"], summary["files_skipped"]) == (12_000, 1, 0)
     assert summary["outputs"] == [str(tmp_path / "out.parquet")]
-    assert summary["model_sha256"] == record_of(tmp_path / "out.parquet")["model_sha256"]
+    assert summary["model_identity"] == record_of(tmp_path / "out.parquet")["model_identity"]
 
     quiet = score(model_dir, src, tmp_path / "quiet.parquet", "--progress-every", "0")
     assert quiet.returncode == 0 and quiet.stderr == ""

@@ -110,7 +110,7 @@ def test_model_from_s3_is_cached_once(s3, model_dir, tmp_path):
 
     first = run(1)
     assert first["model_cached"] is False
-    cached = tmp_path / "cache" / "onnx-batch-scorer" / "models" / first["model_sha256"]
+    cached = tmp_path / "cache" / "onnx-batch-scorer" / "models" / first["model_identity"]
     assert Path(first["model_dir"]) == cached and (cached / "model.onnx").is_file()
     s3.client.delete_object(Bucket=bucket, Key="models/tiny/model.onnx")  # a second run must not need it
     second = run(2)

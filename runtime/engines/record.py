@@ -62,7 +62,8 @@ def model_record(scorer: Scorer, options: OutputOptions) -> dict[str, Any]:
     """Which model and options made an output: enough to reproduce it."""
     manifest = scorer.manifest
     return {
-        "model_sha256": manifest.sha256,
+        "model_identity": manifest.identity,
+        "model_files": manifest.files,
         "checkpoint": manifest.checkpoint,
         "labels": manifest.labels,
         "activation": scorer.function_to_apply,
@@ -74,8 +75,8 @@ def model_record(scorer: Scorer, options: OutputOptions) -> dict[str, Any]:
 
 
 def resume_key(scorer: Scorer, source: InputFile, options: OutputOptions) -> dict[str, Any]:
-    """What --resume compares: the model, the input's identity and every option that changes the output."""
-    return {"model_sha256": scorer.manifest.sha256, "input_identity": source.identity, **options.record()}
+    """What --resume compares: the model's identity, the input's identity and every option that changes the output."""
+    return {"model_identity": scorer.manifest.identity, "input_identity": source.identity, **options.record()}
 
 
 @dataclass

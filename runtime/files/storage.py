@@ -1,7 +1,7 @@
 """Where data lives: local paths and URIs (s3://, gs://, hdfs://, abfs://, file://) as pyarrow filesystems.
 
-It also owns publishing (an output appears at its final name whole or not at all, and on local disk it
-survives a power loss once published) and the local cache of model dirs fetched from a URI.
+It also owns publishing: an output appears at its final name whole or not at all, and on local disk it
+survives a power loss once published. (The cache of model dirs fetched from a URI is runtime/model/cache.py.)
 
 Credentials and endpoints come from each store's standard environment, as pyarrow reads it (for S3:
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for S3-compatible stores).
@@ -9,11 +9,7 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_ENDPOINT_U
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,13 +20,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from runtime.errors import InputError, first_line
-from runtime.model.model_dir import MANIFEST_FILE, read_manifest
+from runtime.model.cache import URI_SCHEME
 
-URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 TEMP_MARKER = ".tmp-"
 PARQUET_SUFFIX = ".parquet"
 HIDDEN_PREFIXES = (".", "_")
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -234,49 +228,3 @@ def atomic_output(out: Location) -> Iterator[pa.NativeFile]:
             stream.close()
         discard(staging)
         raise
-
-
-def model_cache_root() -> Path:
-    """Where model dirs fetched from a URI are kept: $XDG_CACHE_HOME (default ~/.cache)/onnx-batch-scorer/models."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "onnx-batch-scorer" / "models"
-
-
-def cached_model_dir(model: Location) -> tuple[Path, bool]:
-    """A model dir at a URI, copied once into the local cache under its manifest's sha256; (dir, was it cached).
-
-    The copy is verified (the ONNX file must hash to the manifest's sha256) before it is renamed into the cache,
-    so the cache only ever holds whole, verified model dirs, and hosts need no shared filesystem for the model.
-    """
-    manifest_path = model.child(MANIFEST_FILE)
-    try:
-        with model.filesystem.open_input_stream(manifest_path.path) as stream:
-            sha256 = json.loads(stream.read()).get("sha256", "")
-    except FileNotFoundError:
-        raise InputError(f"{manifest_path} does not exist; {model} is not a model dir made by `python -m export`") from None
-    except (OSError, pa.ArrowException, ValueError, AttributeError) as exc:
-        raise InputError(f"{manifest_path} is not readable ({first_line(exc)})") from None
-    if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
-        raise InputError(f"{manifest_path} records no valid sha256; re-export the model")
-    target = model_cache_root() / sha256
-    if (target / MANIFEST_FILE).is_file():
-        return target, True
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=temp_name(sha256), dir=target.parent))
-    try:
-        pafs.copy_files(
-            model.path, str(staging), source_filesystem=model.filesystem, destination_filesystem=pafs.LocalFileSystem()
-        )
-        read_manifest(staging)
-        try:
-            durable_replace(staging, target)
-        except OSError:
-            if not (target / MANIFEST_FILE).is_file():  # else another run cached it first: use that one
-                raise
-    except InputError as exc:
-        raise InputError(f"model {model}: {exc}") from None
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"could not copy model {model} into {target.parent} ({first_line(exc)})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target, False

@@ -32,10 +32,12 @@ ACTIVATIONS = {"softmax": softmax, "sigmoid": sigmoid, "none": no_activation}
 
 
 def checked_function(function: str) -> FunctionToApply:
-    """`function` if it is one the pipeline knows; a ValueError naming the choices otherwise."""
-    if function not in ACTIVATIONS:
+    """`function` in lower case if it is one the pipeline knows (which also takes "SIGMOID" and its
+    ClassificationFunction members, str subclasses); a ValueError naming the choices otherwise."""
+    name = function.lower() if isinstance(function, str) else function
+    if name not in ACTIVATIONS:
         raise ValueError(f"function_to_apply must be one of {', '.join(FUNCTIONS_TO_APPLY)}, not {function!r}")
-    return function  # type: ignore[return-value]
+    return name  # type: ignore[return-value]
 
 
 def activate(logits: np.ndarray, function: FunctionToApply) -> np.ndarray:

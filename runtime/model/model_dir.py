@@ -2,8 +2,14 @@
 
 A model dir holds `model.onnx`, `tokenizer.json` (plus the tokenizer's config files), the
 checkpoint's `config.json` and `manifest.json`. The manifest is the only file the runtime trusts
-for labels, activation and limits; the ONNX file must hash to the manifest's sha256, so a scoring
-host never runs a model that is not the one that was validated at export time.
+for labels, activation and limits.
+
+A model is known by its identity: one sha256 over the hashes of the files that decide its outputs
+(the graph and the tokenizer) and the manifest fields that do (labels, activation, max length, pad id,
+ONNX inputs). Two exports of the same weights with other labels or another tokenizer share a byte-identical
+`model.onnx` but not an identity, so caches, `--resume` and footers tell them apart. The reader recomputes
+the identity and rehashes every file, so a scoring host never runs a model that is not the one that was
+validated at export time.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from typing import Any, Literal
 
 from runtime.errors import InputError
 
-FORMAT_VERSION = 1
+# Version 2 records `files` and `identity`; dirs of version 1 (known by model.onnx's sha256 alone) are refused
+# with the "re-export the model" message.
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+IDENTITY_FILES = (ONNX_FILE, TOKENIZER_FILE)  # the files the runtime reads to compute outputs
+IDENTITY_FIELDS = ("labels", "activation", "max_length", "pad_token_id", "onnx_inputs")  # manifest fields that do
 
 Activation = Literal["softmax", "sigmoid", "none"]  # the pipeline's default function_to_apply
 
@@ -36,7 +46,6 @@ class Manifest:
     max_length: int
     onnx_inputs: list[str]
     opset: int
-    sha256: str
     versions: dict[str, str]
     pad_token_id: int = 0
     parity: dict[str, Any] = field(default_factory=dict)
@@ -44,11 +53,29 @@ class Manifest:
     graph_optimizations: list[str] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
     probe_probabilities: list[list[float]] = field(default_factory=list)
+    probe_token_digest: str = ""  # sha256 of the probes' token ids: a tokenizer that encodes differently shows
+    files: dict[str, str] = field(default_factory=dict)  # sha256 of each of IDENTITY_FILES
+    identity: str = ""
     format_version: int = FORMAT_VERSION
 
     def write(self, model_dir: Path) -> None:
+        """Hash the dir's files as they are now and write the manifest: a written manifest always matches its dir."""
+        self.files = file_hashes(model_dir)
+        self.identity = model_identity(self)
         text = json.dumps(asdict(self), indent=2, sort_keys=True)
         (model_dir / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def model_identity(manifest: Manifest) -> str:
+    """The model's name everywhere (cache key, --resume, footers): a sha256 over the recorded file hashes and the
+    manifest fields that decide outputs. The writer records it and the reader recomputes it, with this function."""
+    deciding = {"files": manifest.files, **{name: getattr(manifest, name) for name in IDENTITY_FIELDS}}
+    return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
+
+
+def file_hashes(model_dir: Path) -> dict[str, str]:
+    """The sha256 of each file that decides outputs."""
+    return {name: sha256_file(Path(model_dir) / name) for name in IDENTITY_FILES}
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str]:
@@ -72,7 +99,11 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 
 def read_manifest(model_dir: Path, verify_sha256: bool = True) -> Manifest:
-    """Read and check a model dir; raise InputError with a one-line reason when it is not usable."""
+    """Read and check a model dir; raise InputError with a one-line reason when it is not usable.
+
+    The identity is always recomputed (cheap: an edited label fails); `verify_sha256` also rehashes every file
+    of the identity (export turns it off while it still rewrites the graph).
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise InputError(
@@ -95,14 +126,19 @@ def read_manifest(model_dir: Path, verify_sha256: bool = True) -> Manifest:
         manifest = Manifest(**raw)
     except TypeError as exc:
         raise InputError(f"{manifest_path} does not match format version {FORMAT_VERSION} ({exc})") from None
-    for name in (ONNX_FILE, TOKENIZER_FILE):
+    for name in IDENTITY_FILES:
         if not (model_dir / name).is_file():
             raise InputError(f"{model_dir / name} is missing; re-export the model")
+    files = manifest.files if isinstance(manifest.files, dict) else {}
+    if sorted(files) != sorted(IDENTITY_FILES) or manifest.identity != model_identity(manifest):
+        raise InputError(
+            f"{manifest_path} does not match its recorded identity: it was edited after export; re-export the model"
+        )
     if verify_sha256:
-        actual = sha256_file(model_dir / ONNX_FILE)
-        if actual != manifest.sha256:
-            raise InputError(
-                f"{model_dir / ONNX_FILE} has sha256 {actual[:12]}…, the manifest says {manifest.sha256[:12]}…; "
-                "the model was changed after export: re-export it"
-            )
+        for name, actual in file_hashes(model_dir).items():
+            if actual != files[name]:
+                raise InputError(
+                    f"{model_dir / name} has sha256 {actual[:12]}…, the manifest says {files[name][:12]}…; "
+                    "the model was changed after export: re-export it"
+                )
     return manifest

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,13 @@ from runtime.model.session import OnnxModel
 from runtime.text.tokenization import Encoded, TextEncoder, right_pad
 
 PipelineInput = str | Mapping[str, str]
+Truncation = bool | str
 
 # The pipeline without `top_k` returns one dict per text; with any `top_k` (even 1) a list per text.
 LEGACY_TOP_K = object()
+# The pipeline's `truncation` values: what we always do (cut the longest side first), or never cut.
+TRUNCATE = (True, "longest_first")
+DO_NOT_TRUNCATE = (False, "do_not_truncate")
 # Chunk mode tokenizes and scores a window's rows in groups of about this many characters, so a window of
 # very long rows holds a bounded number of token windows at a time.
 GROUP_CHARS = 4 << 20
@@ -51,18 +57,35 @@ class Scores:
 def texts_and_pairs(
     inputs: PipelineInput | None | Sequence[PipelineInput | None],
 ) -> tuple[list[str | None], list[str | None] | None]:
-    """The pipeline's inputs: a text, a `{"text", "text_pair"}` dict, or a list of either (not mixed); None is missing."""
-    items = [inputs] if inputs is None or isinstance(inputs, (str, Mapping)) else list(inputs)
+    """The pipeline's inputs: a text, a `{"text", "text_pair"}` dict, or a list of either (not mixed); None is missing.
+
+    Anything else is a TypeError naming the first item that is not a text, by index and type.
+    """
+    single = inputs is None or isinstance(inputs, (str, Mapping)) or not isinstance(inputs, Iterable)
+    items = [inputs] if single else list(inputs)
+    check_texts(items, "", (str, Mapping))
     dicts = [item for item in items if item is not None]
     if not any(isinstance(item, Mapping) for item in dicts):
         return items, None
     if not all(isinstance(item, Mapping) and "text" in item for item in dicts):
         raise ValueError('mix of plain texts and dicts: pass every item as {"text": ..., "text_pair": ...}')
+    texts = check_texts([item and item["text"] for item in items], "'s text")
     if all("text_pair" not in item for item in dicts):
-        return [item and item["text"] for item in items], None
+        return texts, None
     if not all("text_pair" in item for item in dicts):
         raise ValueError('some items have a "text_pair" and some do not: score pairs and single texts apart')
-    return [item and item["text"] for item in items], [item and item["text_pair"] for item in items]
+    return texts, check_texts([item and item["text_pair"] for item in items], "'s text_pair")
+
+
+def check_texts(values: list[Any], what: str, allowed: tuple[type, ...] = (str,)) -> list[Any]:
+    """`values` if each is None or of an allowed type; else a TypeError naming the first that is not."""
+    for index, value in enumerate(values):
+        if value is not None and not isinstance(value, allowed):
+            raise TypeError(
+                f"item {index}{what} is of type {type(value).__name__}, not str: pass texts as str "
+                '(or items as {"text": ..., "text_pair": ...} dicts of str)'
+            )
+    return values
 
 
 def distinct(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +99,8 @@ def distinct(keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
 class Scorer(OnnxModel):
     """A drop-in for `pipeline("text-classification")` that runs an exported model with ONNX Runtime.
 
-    `function_to_apply` (softmax, sigmoid or none) overrides the manifest's, as the pipeline's parameter does.
+    `function_to_apply` (softmax, sigmoid or none) overrides the manifest's, as the pipeline's parameter does;
+    `top_k` sets the answers' shape as the pipeline's constructor argument does (a call's `top_k` overrides it).
     `long_text="chunk"` scores texts past the max length as windows overlapping by `chunk_stride` tokens
     (default: a quarter of a window), aggregated by `chunk_aggregate` (mean or max), at most `max_chunks` each.
 
@@ -98,8 +122,10 @@ class Scorer(OnnxModel):
         chunk_stride: int | None = None,
         chunk_aggregate: ChunkAggregate = "mean",
         max_chunks: int = DEFAULT_MAX_CHUNKS,
+        top_k: int | None | object = LEGACY_TOP_K,
     ) -> None:
         super().__init__(model_dir, threads=threads, verify_sha256=verify_sha256)
+        self.top_k = top_k
         self.function_to_apply = checked_function(function_to_apply or self.manifest.activation)
         self.labels = self.manifest.labels
         self.max_batch_rows = max_batch_rows
@@ -111,21 +137,62 @@ class Scorer(OnnxModel):
         self.encoder.use_windows(self.long_text.stride, self.long_text.max_chunks)
 
     def __call__(
-        self, inputs: PipelineInput | None | Sequence[PipelineInput | None], top_k: int | None | object = LEGACY_TOP_K
+        self,
+        inputs: PipelineInput | None | Sequence[PipelineInput | None],
+        top_k: int | None | object = LEGACY_TOP_K,
+        function_to_apply: FunctionToApply | None = None,
+        truncation: Truncation = True,
+        batch_size: int | None = None,
     ) -> list[Any] | dict[str, Any]:
         """The pipeline's output shapes: one `{"label", "score"}` per item, or with `top_k` a sorted list per item.
 
         Items are texts or `{"text", "text_pair"}` dicts. Unlike the pipeline, which raises on None, a None item
         (or a None text or pair) gives None in its place, as the CLI writes nulls, so answers stay aligned with
-        the inputs of a batch job.
+        the inputs of a batch job. The pipeline's call arguments mean what they mean there: `function_to_apply`
+        for this call, `batch_size` rows per model run. Texts past the max length are always cut as the
+        pipeline's `truncation=True` (or "longest_first") cuts them; `truncation=False` (or "do_not_truncate")
+        asks that nothing be cut, so such a text is a ValueError naming it (the pipeline fails in the model).
         """
-        scores = self.score(*texts_and_pairs(inputs))
+        texts, pairs = texts_and_pairs(inputs)
+        if truncation in DO_NOT_TRUNCATE:
+            self.refuse_truncation(texts, pairs)
+        elif truncation not in TRUNCATE:
+            raise ValueError(
+                f"truncation must be True, 'longest_first', False or 'do_not_truncate', not {truncation!r}"
+            )
+        if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
+            raise ValueError(f"batch_size must be a whole number of rows above 0, not {batch_size!r}")
+        scores = self.score(texts, pairs, function_to_apply=function_to_apply, batch_rows=batch_size)
         ranked = [self.ranked_labels(scores, row) if valid else None for row, valid in enumerate(scores.valid)]
+        given = top_k is not LEGACY_TOP_K
+        top_k = top_k if given else self.top_k
         if top_k is LEGACY_TOP_K:
             answers = [labels[0] if labels else None for labels in ranked]
             return answers[0] if isinstance(inputs, Mapping) else answers  # the pipeline's own quirk
         cut = [labels[:top_k] if labels and top_k is not None else labels for labels in ranked]
-        return cut[0] if inputs is None or isinstance(inputs, (str, Mapping)) else cut
+        # The pipeline's quirk again: a text with the constructor's top_k (not the call's) gets a list of one list.
+        single = inputs is None or isinstance(inputs, Mapping) or (isinstance(inputs, str) and given)
+        return cut[0] if single else cut
+
+    def refuse_truncation(self, texts: Sequence[str | None], pairs: Sequence[str | None] | None) -> None:
+        """A ValueError naming the first item that would lose tokens (past the max length, or past max_chunks)."""
+        present = [i for i, text in enumerate(texts) if text is not None and (pairs is None or pairs[i] is not None)]
+        encoded = self.preprocess([texts[i] for i in present], None if pairs is None else [pairs[i] for i in present])
+        cut = np.flatnonzero(encoded.truncated)
+        if len(cut):
+            limit = f"{self.encoder.max_length} tokens" + (
+                f" in {self.long_text.max_chunks} windows" if self.long_text.chunked else ""
+            )
+            raise ValueError(
+                f"item {present[cut[0]]} is longer than the model's {limit} and truncation=False; "
+                "pass truncation=True to cut it as the pipeline's tokenizer does"
+            )
+
+    def token_digest(self, texts: Sequence[str]) -> str:
+        """sha256 of the token ids (and types) that `texts` reach the model as: recorded at export for the probes
+        and compared by `runtime.verify`, so a tokenizer that encodes differently on a host is caught."""
+        encoded = self.preprocess(list(texts))
+        return hashlib.sha256(json.dumps([encoded.ids, encoded.type_ids]).encode()).hexdigest()
 
     def ranked_labels(self, scores: Scores, row: int) -> list[dict[str, Any]]:
         """Every label of one row, best first, as the pipeline's `top_k=None` lists them."""
@@ -138,12 +205,17 @@ class Scorer(OnnxModel):
         texts: Sequence[str | None],
         pairs: Sequence[str | None] | None = None,
         on_rows: Callable[[int], None] | None = None,
+        *,
+        function_to_apply: FunctionToApply | None = None,
+        batch_rows: int | None = None,
     ) -> Scores:
         """Score a window of texts (or text pairs); sorting by length happens inside, results come back in order.
 
         Each distinct item is scored once and its result copied to its repeats (review and ticket tables repeat
         short texts a lot). `on_rows` hears how many of the window's rows each model batch finished.
+        `function_to_apply` and `batch_rows` override the scorer's own for this window.
         """
+        function = checked_function(function_to_apply or self.function_to_apply)
         if pairs is not None and self.long_text.chunked:
             raise InputError("chunk mode scores single texts; score text pairs with long_text='truncate'")
         present_pairs = pairs if pairs is not None else [""] * len(texts)
@@ -165,11 +237,11 @@ class Scorer(OnnxModel):
             encoded = self.preprocess([texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows])
             window_logits = np.empty((len(encoded.ids), len(self.labels)), dtype=np.float32)
             last_window = np.r_[encoded.rows[1:] != encoded.rows[:-1], True]
-            for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
+            for batch in plan_batches(encoded.lengths, batch_rows or self.max_batch_rows, self.max_batch_tokens):
                 window_logits[batch] = self._forward(encoded, batch)
                 if on_rows is not None:
                     on_rows(int(repeats[group[encoded.rows[batch[last_window[batch]]]]].sum()))
-            logits[group], probabilities[group] = self.postprocess(window_logits, encoded.rows, len(group))
+            logits[group], probabilities[group] = self.postprocess(window_logits, encoded.rows, len(group), function)
             chunks[group] = encoded.chunks
             truncated[group] = encoded.truncated
         if on_rows is not None and len(present) < len(texts):
@@ -203,10 +275,12 @@ class Scorer(OnnxModel):
             feed["token_type_ids"] = right_pad([encoded.type_ids[i] for i in batch], length, 0)
         return self.run(feed)
 
-    def postprocess(self, window_logits: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    def postprocess(
+        self, window_logits: np.ndarray, rows: np.ndarray, n_rows: int, function: FunctionToApply
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities) per row: the windows' values, aggregated per row in chunk mode."""
         how = self.long_text.aggregate
-        window_probabilities = activate(window_logits, self.function_to_apply)
+        window_probabilities = activate(window_logits, function)
         return aggregate_windows(window_logits, rows, n_rows, how), aggregate_windows(
             window_probabilities, rows, n_rows, how
         )

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime.model.model_dir import ONNX_FILE, Manifest, read_manifest
+from runtime.errors import InputError
+from runtime.model.cache import local_model_dir
+from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE, Manifest, read_manifest
 
 
 def default_threads() -> int:
@@ -36,12 +38,18 @@ class OnnxModel:
     """Owns a verified model dir and its session; model families add pre- and post-processing."""
 
     def __init__(self, model_dir: str | Path, threads: int | None = None, verify_sha256: bool = True) -> None:
-        self.model_dir = Path(model_dir)
+        self.model_dir = local_model_dir(model_dir)  # a path or any URI the CLI's --model takes
         self.manifest: Manifest = read_manifest(self.model_dir, verify_sha256=verify_sha256)
         self.threads = threads or default_threads()
         self.session = make_session(self.model_dir / ONNX_FILE, self.threads)
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
+        width = self.session.get_outputs()[0].shape[-1]
+        if isinstance(width, int) and width != len(self.manifest.labels):  # else a shape mismatch mid-run
+            raise InputError(
+                f"{self.model_dir / ONNX_FILE} outputs {width} logits but {self.model_dir / MANIFEST_FILE} names "
+                f"{len(self.manifest.labels)} labels; re-export the model"
+            )
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """Run the graph on the inputs it declares (DistilBERT has no token_type_ids)."""

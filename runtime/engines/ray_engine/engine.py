@@ -63,7 +63,7 @@ def score_on_cluster(
     )(ScoringActor)
     options = dict(
         model=job.model if URI_SCHEME.match(job.model) else str(job.model_dir.resolve()),
-        sha256=scorer.manifest.sha256,
+        identity=scorer.manifest.identity,
         threads=threads,
         max_batch_rows=job.max_batch_rows,
         max_batch_tokens=job.max_batch_tokens,

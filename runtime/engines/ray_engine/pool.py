@@ -1,8 +1,9 @@
 """A pool of Ray actors that knows no model: calls go to whichever actor is free, and a dead actor costs a retry.
 
 As in Ray Data's actor pool, the fault-tolerance defaults live here and nowhere else: an actor that dies (killed,
-out of memory, its node lost) is restarted by Ray as often as it takes, and the call it held is retried by the
-pool on another actor. Only a call that kills several actors in a row is given up on: that is the call's fault.
+out of memory, its node lost) is restarted by Ray as often as it takes, and the call it held is retried on it once
+it is back. Ray counts those retries per call, not per actor, so a long run with many deaths never wears an actor
+out; only a call that died with its actor MAX_ATTEMPTS_PER_CALL times is given up on: that is the call's fault.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# Ray restarts a dead actor behind the same handle, always (Ray Data's default too) ...
+# Ray restarts a dead actor behind the same handle, always (Ray Data's default too).
 ACTOR_MAX_RESTARTS = -1
-# ... and never retries a call itself: the pool does, on the least recently used actor, so a retried call does not
-# go straight back to the actor that just died with it.
-ACTOR_MAX_TASK_RETRIES = 0
 # A call whose actor died this many times is given up on: it is what kills them (a poison unit). Ray Data retries
 # forever; a nightly job would rather fail in minutes with the unit named than loop until morning.
 MAX_ATTEMPTS_PER_CALL = 5
@@ -33,23 +31,23 @@ class Call:
 
 
 class CallKeptKillingActors(RuntimeError):
-    """A call died with its actor MAX_ATTEMPTS_PER_CALL times, each on the least recently used actor."""
+    """A call died with its actor MAX_ATTEMPTS_PER_CALL times."""
 
 
 class ActorPool:
     """Dispatch `Call`s to idle actors, least recently used first; yield each result as it completes."""
+
 
     def __init__(self, ray: Any, actors: list[Any]) -> None:
         self.ray = ray
         self.idle: deque[Any] = deque(actors)
         self.queue: deque[Call] = deque()
         self.running: dict[Any, tuple[Any, Call]] = {}
-        self.attempts: dict[str, int] = {}
 
     @staticmethod
     def actor_options() -> dict[str, int]:
         """The options every pool actor is created with (`ray.remote(**ActorPool.actor_options(), ...)`)."""
-        return {"max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
+        return {"max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": MAX_ATTEMPTS_PER_CALL - 1}
 
     def submit(self, call: Call) -> None:
         self.queue.append(call)
@@ -70,15 +68,8 @@ class ActorPool:
             self.idle.append(actor)  # to the back: the least recently used actor gets the next call
             try:
                 result = self.ray.get(ready)
-            except self.ray.exceptions.RayActorError as exc:
-                # The actor died or went unreachable mid-call; Ray restarts it. Retry the call first, elsewhere.
-                self.attempts[call.key] = self.attempts.get(call.key, 0) + 1
-                if self.attempts[call.key] >= MAX_ATTEMPTS_PER_CALL:
-                    raise CallKeptKillingActors(
-                        f"{call.key} died with its actor {MAX_ATTEMPTS_PER_CALL} times"
-                    ) from exc
-                self.queue.appendleft(call)
-                continue
+            except self.ray.exceptions.RayActorError as exc:  # Ray's retries of this call are used up
+                raise CallKeptKillingActors(f"{call.key} died with its actor {MAX_ATTEMPTS_PER_CALL} times") from exc
             yield call, result
 
     def dispatch(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
 from runtime.files.parquet_io import OutputOptions
 from runtime.engines.local_engine import score_file
@@ -14,20 +13,14 @@ from runtime.engines.ray_engine.publish import merge_parts
 from runtime.engines.record import FileRecord
 from runtime.errors import InputError
 from runtime.files.parquet_io import open_input
-from runtime.files.storage import URI_SCHEME, cached_model_dir, locate
 from runtime.model.scorer import Scorer
-
-
-def local_model_dir(model: str) -> Path:
-    """The model dir on this host: a path as given, or a model at a URI fetched into this host's cache."""
-    return cached_model_dir(locate(model))[0] if URI_SCHEME.match(model) else Path(model)
 
 
 class ScoringActor:
     """Checked against the driver's model when it starts; scores one unit, or publishes one file, per call."""
 
     def __init__(
-        self, model: str, sha256: str, threads: int, max_batch_rows: int, max_batch_tokens: int, options: OutputOptions
+        self, model: str, identity: str, threads: int, max_batch_rows: int, max_batch_tokens: int, options: OutputOptions
     ) -> None:
         # An InputError raised here would reach the driver only as text inside ActorDiedError; raised from
         # a method it arrives as itself (RayTaskError keeps the cause), so keep it for the first call.
@@ -35,16 +28,17 @@ class ScoringActor:
         self.options = options
         try:
             self.scorer = Scorer(
-                local_model_dir(model),
+                model,  # a path, or a URI the Scorer fetches into this host's cache
                 threads=threads,
                 max_batch_rows=max_batch_rows,
                 max_batch_tokens=max_batch_tokens,
                 **options.scorer_options(),
             )
-            if self.scorer.manifest.sha256 != sha256:
+            if self.scorer.manifest.identity != identity:
                 raise InputError(
-                    f"model dir {model} differs on node {os.uname().nodename} (sha256 "
-                    f"{self.scorer.manifest.sha256[:12]}, the driver has {sha256[:12]}); every node needs the same model"
+                    f"model dir {model} differs on node {os.uname().nodename} (identity "
+                    f"{self.scorer.manifest.identity[:12]}, the driver has {identity[:12]}); "
+                    "every node needs the same model"
                 )
         except InputError as exc:
             self.error = exc
