@@ -1,8 +1,38 @@
-"""The one exception type that means "the user gave us something we cannot use"."""
+"""The library's errors, by kind. Only the CLIs turn a kind into an exit code (runtime/score.py, export/__main__.py).
+
+    ScorerError
+    ├── InputError          the user's to fix; retrying the same command fails the same way
+    │   ├── ConfigurationError  options, paths, the environment asked for (an extra not installed, a cluster address)
+    │   ├── DataError           the input's rows or columns
+    │   └── ModelError          the model dir
+    └── StorageError        a store failed (disk full, permission, network): a retry may cure it
+
+Raise the most precise kind; code that only needs "the user's fault" catches InputError.
+"""
 
 
-class InputError(Exception):
+class ScorerError(Exception):
+    """Anything the library reports as one line to the user (never a bug)."""
+
+
+class InputError(ScorerError):
     """Bad usage or bad input: the CLI prints `error: <message>` and exits with code 2."""
+
+
+class ConfigurationError(InputError):
+    """An option, a path or the environment asked for cannot work as given."""
+
+
+class DataError(InputError):
+    """The input data cannot be scored as it is (a missing or mistyped column, a corrupt file)."""
+
+
+class ModelError(InputError):
+    """The model dir is missing, inconsistent, tampered with or not this runtime's format."""
+
+
+class StorageError(ScorerError):
+    """Reading or writing a store failed in a way a retry may cure; the CLI's exit code says "retry me"."""
 
 
 def first_line(exc: BaseException) -> str:

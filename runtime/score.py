@@ -1,6 +1,7 @@
 """`python -m runtime.score IN OUT`: score a Parquet file (or a directory of them) with an exported model.
 
-Exit codes: 0 done; 2 bad usage or bad input (one `error:` line); 1 a bug; 130 interrupted.
+Exit codes (runtime/cli.py): 0 done; 1 a bug; 2 bad usage or bad input (one `error:` line); 75 a storage failure
+that a retry may cure (one `error:` line); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from runtime.model.activations import FUNCTIONS_TO_APPLY
 from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
 from runtime.text.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
-from runtime.errors import InputError, first_line
+from runtime.cli import EXIT_INTERRUPTED, EXIT_RETRY, OneLineParser, exit_code
+from runtime.errors import ConfigurationError, ScorerError, first_line
 from runtime.engines.job import DEFAULT_PROGRESS_SECONDS, Job, plan_tasks
 from runtime.files.parquet_io import OutputOptions
 from runtime.engines.local_engine import RunStats, run_local
@@ -60,13 +62,6 @@ def seconds(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be 0 (off) or more")
     return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad usage is one `error:` line and exit code 2, like every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -153,7 +148,7 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
     source, destination = locate(args.input), locate(args.output)
     plan = plan_tasks(source, destination)
     if args.text_pair_column and args.long_text == "chunk":
-        raise InputError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
+        raise ConfigurationError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
     model_dir, model_cached = model_dir_of(args.model)
     job = Job(
         source=source,
@@ -248,7 +243,7 @@ def write_summary_json(location: Location | None, record: dict[str, Any]) -> Non
 def failed(location: Location | None, code: int, line: str) -> int:
     """Say why on stderr, and in the summary JSON for the orchestrator (when it can be written); the exit code."""
     print(line, file=sys.stderr)
-    with contextlib.suppress(InputError, OSError):
+    with contextlib.suppress(ScorerError, OSError):
         write_summary_json(location, {"status": "failed", "exit_code": code, "error": line, "finished_at": now()})
     return code
 
@@ -287,12 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary_json = summary_location(args.summary_json)
         record, tree = score(args, summary_json)
-    except InputError as exc:
-        return failed(summary_json, 2, f"error: {exc}")
-    except OSError as exc:
-        return failed(summary_json, 2, f"error: {first_line(exc)}")
+    except ScorerError as exc:
+        return failed(summary_json, exit_code(exc), f"error: {exc}")
+    except OSError as exc:  # a store's failure that no layer below named (a file system call outside storage.py)
+        return failed(summary_json, EXIT_RETRY, f"error: {first_line(exc)}")
     except KeyboardInterrupt:
-        return failed(summary_json, 130, "error: interrupted; no partial output was left behind")
+        return failed(summary_json, EXIT_INTERRUPTED, "error: interrupted; no partial output was left behind")
     print(summary(record, tree))
     return 0
 

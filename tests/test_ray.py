@@ -251,16 +251,18 @@ def test_pool_plan_leaves_room_for_restarted_actors():
     assert (actors, threads) == (8, 1) and actors * reserve < 2
 
 
-def test_an_input_error_carried_only_as_text_is_recovered():
-    from runtime.engines.ray_engine.failures import as_input_error
+def test_an_error_carried_only_as_text_is_recovered_with_its_kind():
+    from runtime.engines.ray_engine.failures import as_scorer_error
+    from runtime.errors import ModelError
 
     wrapped = RuntimeError(
         "The actor died because of an error raised in its creation task\n  File x\n"
-        "runtime.errors.InputError: model dir /m differs on node n2 (sha256 abc, the driver has def)"
+        "runtime.errors.ModelError: model dir /m differs on node n2 (identity abc, the driver has def)"
     )
-    error = as_input_error(wrapped)
-    assert error is not None and str(error).startswith("model dir /m differs on node n2")
-    assert as_input_error(RuntimeError("some bug")) is None
+    error = as_scorer_error(wrapped)
+    assert isinstance(error, ModelError) and str(error).startswith("model dir /m differs on node n2")
+    assert as_scorer_error(RuntimeError("some bug")) is None
+    assert as_scorer_error(RuntimeError("runtime.errors.first_line: not an error kind")) is None
 
 
 @pytest.mark.parametrize("rows, actors", [(1, 2), (17000, 2), (500_000, 3), (3_000_000, 64)])

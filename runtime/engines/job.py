@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pyarrow.fs as pafs
 
 from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
-from runtime.errors import InputError
+from runtime.errors import ConfigurationError
 from runtime.files.parquet_io import OutputOptions
 from runtime.files.storage import Location, parquet_files_under
 
@@ -63,23 +63,23 @@ def plan_tasks(source: Location, destination: Location) -> Plan:
     """
     source_info, destination_info = source.info(), destination.info()
     if source_info.type == pafs.FileType.NotFound:
-        raise InputError(f"input {source} does not exist")
+        raise ConfigurationError(f"input {source} does not exist")
     if destination.real_path() == source.real_path() and destination.same_store(source):
-        raise InputError(f"output {destination} is the input; choose another OUT (the input is never overwritten)")
+        raise ConfigurationError(f"output {destination} is the input; choose another OUT (the input is never overwritten)")
     if source_info.type == pafs.FileType.Directory:
         if destination_info.type == pafs.FileType.File:
-            raise InputError(
+            raise ConfigurationError(
                 f"input {source} is a directory but output {destination} is a file; OUT must be a directory"
             )
         if destination.is_within(source):
-            raise InputError(f"output {destination} is inside the input directory {source}; choose an OUT outside it")
+            raise ConfigurationError(f"output {destination} is inside the input directory {source}; choose an OUT outside it")
         relatives, hidden = parquet_files_under(source)
         if not relatives:
             also = f" (only hidden ones, which are skipped: {', '.join(hidden[:3])})" if hidden else ""
-            raise InputError(f"input directory {source} holds no *.parquet files{also}")
+            raise ConfigurationError(f"input directory {source} holds no *.parquet files{also}")
         return Plan(tuple(FileTask(source.child(path), destination.child(path)) for path in relatives), True, hidden)
     if destination_info.type == pafs.FileType.Directory:
-        raise InputError(
+        raise ConfigurationError(
             f"output {destination} is a directory but input {source} is a file; OUT must be a file path"
         )
     return Plan((FileTask(source, destination),), False)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from runtime.errors import InputError, first_line
+from runtime.errors import ConfigurationError, DataError, StorageError, first_line
 from runtime.model.activations import FunctionToApply
 from runtime.model.scorer import Scores
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
@@ -73,7 +73,7 @@ def read_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of at most `window_rows` (only those of `rows`, if given: row groups outside it are skipped).
 
-    A corrupt page surfaces as an InputError naming the file.
+    A corrupt page surfaces as a DataError naming the file.
     """
     groups, offset = None, 0
     if rows is not None:
@@ -88,7 +88,7 @@ def read_batches(
         except StopIteration:
             return
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"input {source} is corrupt or truncated ({first_line(exc)})") from None
+            raise DataError(f"input {source} is corrupt or truncated ({first_line(exc)})") from None
         if rows is not None:
             first, offset = offset, offset + batch.num_rows
             batch = batch.slice(max(rows.start - first, 0), max(min(rows.stop, offset) - max(rows.start, first), 0))
@@ -125,24 +125,24 @@ def open_input(source: Location, options: OutputOptions) -> InputFile:
     """Open IN (over any filesystem) and check its columns, so a bad file fails before any work or any output."""
     info = source.info()
     if info.type == pafs.FileType.NotFound:
-        raise InputError(f"input {source} does not exist")
+        raise ConfigurationError(f"input {source} does not exist")
     if info.type == pafs.FileType.Directory:
-        raise InputError(f"input {source} is a directory; pass a directory as both IN and OUT")
+        raise ConfigurationError(f"input {source} is a directory; pass a directory as both IN and OUT")
     try:
         # buffer_size streams column chunks instead of loading whole row groups: memory stays flat
         handle = source.filesystem.open_input_file(source.path)
         parquet = pq.ParquetFile(handle, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
     except PermissionError:
-        raise InputError(f"input {source} is not readable (permission denied)") from None
+        raise StorageError(f"input {source} is not readable (permission denied)") from None
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"input {source} is not a readable Parquet file ({first_line(exc)})") from None
+        raise DataError(f"input {source} is not a readable Parquet file ({first_line(exc)})") from None
     schema = parquet.schema_arrow
     check_text_column(schema, options.text_column, source)
     if options.text_pair_column is not None:
         check_text_column(schema, options.text_pair_column, source, option="--text-pair-column")
     clashes = [name for name in options.output_columns() if name in schema.names]
     if clashes:
-        raise InputError(
+        raise DataError(
             f"input {source} already has column(s) {', '.join(clashes)}, which the output adds; name the output "
             "columns apart with --output-prefix (e.g. --output-prefix pred_)"
         )
@@ -151,7 +151,7 @@ def open_input(source: Location, options: OutputOptions) -> InputFile:
 
 def check_text_column(schema: pa.Schema, text_column: str, path: Path | str, option: str = "--text-column") -> None:
     if text_column not in schema.names:
-        raise InputError(
+        raise DataError(
             f"input {path} has no column {text_column!r}; its columns are {', '.join(schema.names)} "
             f"(choose one with {option})"
         )
@@ -159,7 +159,7 @@ def check_text_column(schema: pa.Schema, text_column: str, path: Path | str, opt
     if pa.types.is_dictionary(column_type):
         column_type = column_type.value_type
     if not (pa.types.is_string(column_type) or pa.types.is_large_string(column_type)):
-        raise InputError(
+        raise DataError(
             f"column {text_column!r} of {path} has type {schema.field(text_column).type}, not a string type; "
             f"choose a text column with {option}"
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from runtime.errors import InputError, first_line
+from runtime.errors import ConfigurationError, StorageError, first_line
 from runtime.model.cache import URI_SCHEME
 
 TEMP_MARKER = ".tmp-"
@@ -62,7 +62,10 @@ class Location:
         return Location(self.filesystem, f"{self.parent}/{name}", f"{shown[: len(shown) - len(self.name)]}{name}")
 
     def info(self) -> pafs.FileInfo:
-        return self.filesystem.get_file_info(self.path)
+        try:
+            return self.filesystem.get_file_info(self.path)
+        except (OSError, pa.ArrowException) as exc:  # an object store that does not answer, or refuses
+            raise StorageError(f"cannot reach {self} ({first_line(exc)})") from None
 
     def exists(self) -> bool:
         return self.info().type != pafs.FileType.NotFound
@@ -84,13 +87,15 @@ class Location:
 
 
 def locate(text: str) -> Location:
-    """A local path or a URI as a Location; a URI pyarrow cannot open is an InputError naming it."""
+    """A local path or a URI as a Location; a URI pyarrow cannot open is a ConfigurationError naming it."""
     if not URI_SCHEME.match(text):
         return Location.local(text)
     try:
         filesystem, path = pafs.FileSystem.from_uri(text)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InputError(f"cannot open {text} ({first_line(exc)}); check the URI and the store's credentials") from None
+        raise ConfigurationError(
+            f"cannot open {text} ({first_line(exc)}); check the URI and the store's credentials"
+        ) from None
     return Location(filesystem, path.rstrip("/"), text)
 
 
@@ -181,8 +186,8 @@ def discard(location: Location) -> None:
         location.filesystem.delete_file(location.path)
 
 
-def write_failure(out: Location, exc: BaseException) -> InputError:
-    return InputError(f"could not write {out} ({first_line(exc)}); {out} was left as it was")
+def write_failure(out: Location, exc: BaseException) -> StorageError:
+    return StorageError(f"could not write {out} ({first_line(exc)}); {out} was left as it was")
 
 
 def check_writable(out: Location) -> None:
@@ -193,7 +198,7 @@ def check_writable(out: Location) -> None:
         with out.filesystem.open_output_stream(probe.path):
             pass
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"cannot write {out} ({first_line(exc)}); choose a writable path") from None
+        raise StorageError(f"cannot write {out} ({first_line(exc)}); choose a writable path") from None
     finally:
         discard(probe)
 
@@ -208,7 +213,7 @@ def atomic_output(out: Location) -> Iterator[pa.NativeFile]:
     written instead and moved over OUT at the end (see `publish`); a failure deletes it. After a SIGKILL what is
     left is an incomplete multipart upload (invisible, removed by the bucket's AbortIncompleteMultipartUpload
     lifecycle rule) or, if the kill came between the upload and the move, a hidden `.OUT.tmp-*` object.
-    A write that fails (disk full, file too large, store refusing) is an InputError naming OUT and the cause.
+    A write that fails (disk full, file too large, store refusing) is a StorageError naming OUT and the cause.
     """
     staging = out.sibling(temp_name(out.name))
     try:

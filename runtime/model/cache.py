@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from runtime.errors import InputError, first_line
+from runtime.errors import ConfigurationError, ModelError, StorageError, first_line
 from runtime.model.model_dir import MANIFEST_FILE, read_manifest
 
 URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -48,7 +48,7 @@ def open_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     try:
         filesystem, path = pafs.FileSystem.from_uri(uri)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InputError(f"cannot open {uri} ({first_line(exc)}); check the URI and the store's credentials") from None
+        raise ConfigurationError(f"cannot open {uri} ({first_line(exc)}); check the URI and the store's credentials") from None
     return filesystem, path.rstrip("/")
 
 
@@ -59,13 +59,13 @@ def recorded_identity(filesystem: pafs.FileSystem, path: str, uri: str) -> str:
         with filesystem.open_input_stream(f"{path}/{MANIFEST_FILE}") as stream:
             identity = json.loads(stream.read()).get("identity", "")
     except FileNotFoundError:
-        raise InputError(
+        raise ModelError(
             f"{manifest_uri} does not exist; {uri} is not a model dir made by `python -m export`"
         ) from None
     except (OSError, pa.ArrowException, ValueError, AttributeError) as exc:
-        raise InputError(f"{manifest_uri} is not readable ({first_line(exc)})") from None
+        raise StorageError(f"{manifest_uri} is not readable ({first_line(exc)})") from None
     if not isinstance(identity, str) or not SHA256.fullmatch(identity):
-        raise InputError(f"{manifest_uri} records no model identity; re-export the model with `python -m export`")
+        raise ModelError(f"{manifest_uri} records no model identity; re-export the model with `python -m export`")
     return identity
 
 
@@ -73,7 +73,7 @@ def damage(entry: Path, identity: str) -> str | None:
     """Why the cached entry cannot be used (None: it is whole and is the model it is filed under)."""
     try:
         found = read_manifest(entry).identity
-    except InputError as exc:
+    except ModelError as exc:
         return first_line(exc)
     return None if found == identity else f"it holds model {found[:12]}, not {identity[:12]}"
 
@@ -114,14 +114,14 @@ def fetch(filesystem: pafs.FileSystem, path: str, uri: str, target: Path) -> Pat
         pafs.copy_files(path, str(staging), source_filesystem=filesystem, destination_filesystem=pafs.LocalFileSystem())
         reason = damage(staging, target.name)
         if reason is not None:
-            raise InputError(f"model {uri}: {reason}")
+            raise ModelError(f"model {uri}: {reason}")
         try:
             os.replace(staging, target)
         except OSError:
             if damage(target, target.name) is not None:  # else another run cached it first: use that one
                 raise
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"could not copy model {uri} into {target.parent} ({first_line(exc)})") from None
+        raise StorageError(f"could not copy model {uri} into {target.parent} ({first_line(exc)})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

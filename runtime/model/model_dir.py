@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from runtime.errors import InputError
+from runtime.errors import ModelError
 
 # Version 2 records `files` and `identity`; dirs of version 1 (known by model.onnx's sha256 alone) are refused
 # with the "re-export the model" message.
@@ -99,45 +99,45 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 
 def read_manifest(model_dir: Path, verify_sha256: bool = True) -> Manifest:
-    """Read and check a model dir; raise InputError with a one-line reason when it is not usable.
+    """Read and check a model dir; raise ModelError with a one-line reason when it is not usable.
 
     The identity is always recomputed (cheap: an edited label fails); `verify_sha256` also rehashes every file
     of the identity (export turns it off while it still rewrites the graph).
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise InputError(
+        raise ModelError(
             f"model dir {model_dir} does not exist; build one with `python -m export --out {model_dir}`"
         )
     manifest_path = model_dir / MANIFEST_FILE
     if not manifest_path.is_file():
-        raise InputError(f"{manifest_path} is missing; {model_dir} is not a model dir made by `python -m export`")
+        raise ModelError(f"{manifest_path} is missing; {model_dir} is not a model dir made by `python -m export`")
     try:
         raw = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InputError(f"{manifest_path} is not readable JSON ({exc}); re-export the model") from None
+        raise ModelError(f"{manifest_path} is not readable JSON ({exc}); re-export the model") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if version != FORMAT_VERSION:
-        raise InputError(
+        raise ModelError(
             f"{manifest_path} has format version {version!r}, this runtime reads version {FORMAT_VERSION}; "
             "re-export the model with the matching `python -m export`"
         )
     try:
         manifest = Manifest(**raw)
     except TypeError as exc:
-        raise InputError(f"{manifest_path} does not match format version {FORMAT_VERSION} ({exc})") from None
+        raise ModelError(f"{manifest_path} does not match format version {FORMAT_VERSION} ({exc})") from None
     for name in IDENTITY_FILES:
         if not (model_dir / name).is_file():
-            raise InputError(f"{model_dir / name} is missing; re-export the model")
+            raise ModelError(f"{model_dir / name} is missing; re-export the model")
     files = manifest.files if isinstance(manifest.files, dict) else {}
     if sorted(files) != sorted(IDENTITY_FILES) or manifest.identity != model_identity(manifest):
-        raise InputError(
+        raise ModelError(
             f"{manifest_path} does not match its recorded identity: it was edited after export; re-export the model"
         )
     if verify_sha256:
         for name, actual in file_hashes(model_dir).items():
             if actual != files[name]:
-                raise InputError(
+                raise ModelError(
                     f"{model_dir / name} has sha256 {actual[:12]}…, the manifest says {files[name][:12]}…; "
                     "the model was changed after export: re-export it"
                 )

@@ -14,7 +14,7 @@ import numpy as np
 from runtime.model.activations import FunctionToApply, activate, checked_function
 from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS, plan_batches
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText, LongTextPolicy, aggregate_windows
-from runtime.errors import InputError
+from runtime.errors import ConfigurationError
 from runtime.model.model_dir import TOKENIZER_FILE
 from runtime.model.session import OnnxModel
 from runtime.text.tokenization import Encoded, TextEncoder, right_pad
@@ -217,7 +217,7 @@ class Scorer(OnnxModel):
         """
         function = checked_function(function_to_apply or self.function_to_apply)
         if pairs is not None and self.long_text.chunked:
-            raise InputError("chunk mode scores single texts; score text pairs with long_text='truncate'")
+            raise ConfigurationError("chunk mode scores single texts; score text pairs with long_text='truncate'")
         present_pairs = pairs if pairs is not None else [""] * len(texts)
         valid = np.fromiter(
             (text is not None and pair is not None for text, pair in zip(texts, present_pairs)),

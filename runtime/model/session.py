@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime.errors import InputError
+from runtime.errors import ModelError
 from runtime.model.cache import local_model_dir
 from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE, Manifest, read_manifest
 
@@ -46,7 +46,7 @@ class OnnxModel:
         self.output_name = self.session.get_outputs()[0].name
         width = self.session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != len(self.manifest.labels):  # else a shape mismatch mid-run
-            raise InputError(
+            raise ModelError(
                 f"{self.model_dir / ONNX_FILE} outputs {width} logits but {self.model_dir / MANIFEST_FILE} names "
                 f"{len(self.manifest.labels)} labels; re-export the model"
             )

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from runtime.errors import InputError
+from runtime.errors import ConfigurationError
 
 LongText = Literal["truncate", "chunk"]
 ChunkAggregate = Literal["mean", "max"]
@@ -40,16 +40,16 @@ class LongTextPolicy:
     def for_model(self, window_tokens: int) -> LongTextPolicy:
         """This policy checked against a model whose windows hold `window_tokens` text tokens, stride filled in."""
         if self.mode not in LONG_TEXT_MODES:
-            raise InputError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {self.mode!r}")
+            raise ConfigurationError(f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, not {self.mode!r}")
         if self.aggregate not in CHUNK_AGGREGATES:
-            raise InputError(f"chunk aggregate must be one of {', '.join(CHUNK_AGGREGATES)}, not {self.aggregate!r}")
+            raise ConfigurationError(f"chunk aggregate must be one of {', '.join(CHUNK_AGGREGATES)}, not {self.aggregate!r}")
         if self.max_chunks < 1:
-            raise InputError(f"max chunks must be at least 1, not {self.max_chunks}")
+            raise ConfigurationError(f"max chunks must be at least 1, not {self.max_chunks}")
         if not self.chunked:
             return replace(self, stride=0, max_chunks=1)
         stride = int(window_tokens * DEFAULT_STRIDE_SHARE) if self.stride is None else self.stride
         if not 0 <= stride < window_tokens:
-            raise InputError(
+            raise ConfigurationError(
                 f"chunk stride {stride} must be at least 0 and below the {window_tokens} text tokens a window of "
                 "this model holds (its max length less the special tokens); choose a smaller --chunk-stride"
             )

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from runtime.errors import InputError
+from runtime.errors import ScorerError
 
 REPLAY_CHARS = 20000
 RAY_MODULES = r"ray(\.|$)"  # warnings raised by Ray's own modules; everyone else's still show
@@ -24,7 +24,7 @@ def captured_stderr() -> Iterator[TextIO]:
 
     Ray's driver also prints the cluster's error reports (a worker died, a task is retried) to sys.stdout, which
     is for the summary line: they go to the same log. Yields a stream to the real stderr, for what the user
-    should see meanwhile (progress). A bug (anything but an InputError or an interrupt) replays the log, so
+    should see meanwhile (progress). A bug (anything but a ScorerError or an interrupt) replays the log, so
     nothing needed to debug it is lost; the log is removed either way.
     """
     log = Path(tempfile.gettempdir()) / f"ray-score-{os.getpid()}-{uuid.uuid4().hex[:8]}.stderr"
@@ -38,7 +38,7 @@ def captured_stderr() -> Iterator[TextIO]:
             with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", module=RAY_MODULES)
                 yield real_stderr
-        except (InputError, KeyboardInterrupt):
+        except (ScorerError, KeyboardInterrupt):
             raise
         except BaseException:
             sys.stderr.flush()

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import InputError, first_line
+from runtime.errors import ConfigurationError, first_line
 from runtime.model.session import default_threads
 
 RAY_MISSING = "--engine ray needs the ray extra: pip install '.[ray]'"
@@ -42,7 +42,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise InputError(RAY_MISSING) from None
+        raise ConfigurationError(RAY_MISSING) from None
     return ray
 
 
@@ -93,23 +93,23 @@ def check_cluster(ray: Any, address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=JOIN_TIMEOUT_SECONDS).close()
     except (OSError, ValueError) as exc:
-        raise InputError(
+        raise ConfigurationError(
             f"cannot reach the Ray cluster at {address} ({first_line(exc)}); check --ray-address or RAY_ADDRESS"
         ) from None
     try:
         ray._raylet.GcsClient(address=address)  # one authenticated call to the head's GCS
     except ray.exceptions.AuthenticationError:
         if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-            raise InputError(
+            raise ConfigurationError(
                 f"the Ray cluster at {address} requires token authentication: set RAY_AUTH_MODE=token and the "
                 "cluster's token in RAY_AUTH_TOKEN (or in the file named by RAY_AUTH_TOKEN_PATH)"
             ) from None
-        raise InputError(
+        raise ConfigurationError(
             f"the Ray cluster at {address} refused the token (from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
             "~/.ray/auth_token); set the token the cluster was started with"
         ) from None
     except ray.exceptions.RpcError as exc:
-        raise InputError(f"no Ray cluster answers at {address} ({first_line(exc)})") from None
+        raise ConfigurationError(f"no Ray cluster answers at {address} ({first_line(exc)})") from None
 
 
 def start_ray(address: str | None) -> tuple[Any, Path | None]:
@@ -130,7 +130,7 @@ def start_ray(address: str | None) -> tuple[Any, Path | None]:
         try:
             ray.init(address=address, **common)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"cannot join the Ray cluster at {address} ({first_line(exc)})") from None
+            raise ConfigurationError(f"cannot join the Ray cluster at {address} ({first_line(exc)})") from None
         return ray, None
     os.environ.update(private_instance_env())
     ray = import_ray()

@@ -18,7 +18,7 @@ from runtime.engines.local_engine import RunStats, files_to_score, orphaned_outp
 from runtime.engines.progress import Progress
 from runtime.engines.ray_engine.capture import captured_stderr
 from runtime.engines.ray_engine.cluster import ray_cluster
-from runtime.engines.ray_engine.failures import as_input_error
+from runtime.engines.ray_engine.failures import as_scorer_error
 from runtime.engines.ray_engine.plan import Publication, plan_units, pool_plan
 from runtime.engines.ray_engine.pool import ActorPool, Call
 from runtime.engines.ray_engine.publish import remove_staging, staging_for
@@ -42,7 +42,7 @@ def run_ray(job: Job, scorer: Scorer) -> RunStats:
                     with Progress(sum(source.rows for source, _ in todo), job.progress_every, stream=stderr) as progress:
                         stats.add(score_on_cluster(ray, job, scorer, todo, staging, progress))
             except Exception as exc:
-                error = as_input_error(exc)
+                error = as_scorer_error(exc)
                 if error is None:
                     raise
                 raise error from None

@@ -1,11 +1,17 @@
-"""What a failure on the cluster means to the user: the error under Ray's wrappers, or a bug."""
+"""What a failure on the cluster means to the user: the library's error under Ray's wrappers, or a bug."""
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
+import runtime.errors
 from runtime.engines.ray_engine.pool import CallKeptKillingActors
-from runtime.errors import InputError, first_line
+from runtime.errors import DataError, ScorerError, StorageError, first_line
+
+# How a worker's error reads when a wrapper (an actor that died in __init__) carries it only as text.
+CARRIED_AS_TEXT = re.compile(rf"^{re.escape(runtime.errors.__name__)}\.(\w+): (.*)$", re.MULTILINE)
 
 
 def cause_of(exc: BaseException) -> BaseException:
@@ -13,7 +19,7 @@ def cause_of(exc: BaseException) -> BaseException:
     seen = set()
     while id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, (InputError, pa.ArrowException, OSError)) and not type(exc).__module__.startswith("ray"):
+        if isinstance(exc, (ScorerError, pa.ArrowException, OSError)) and not type(exc).__module__.startswith("ray"):
             return exc
         inner = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
         if inner is None:
@@ -22,16 +28,17 @@ def cause_of(exc: BaseException) -> BaseException:
     return exc
 
 
-def as_input_error(exc: BaseException) -> InputError | None:
-    """What the user should read for a failure on the cluster, or None for a bug."""
+def as_scorer_error(exc: BaseException) -> ScorerError | None:
+    """What the user should read for a failure on the cluster, of the same kind as on one host; None for a bug."""
     if isinstance(exc, CallKeptKillingActors):
-        return InputError(f"a scoring actor died on every try: {exc}; files not finished were not published")
+        return DataError(f"a scoring actor died on every try: {exc}; files not finished were not published")
     cause = cause_of(exc)
-    if isinstance(cause, InputError):
-        return InputError(str(cause))
+    if isinstance(cause, ScorerError):
+        return type(cause)(str(cause))
     if isinstance(cause, (pa.ArrowException, OSError)):  # e.g. OUT's disk full or not writable on a node
-        return InputError(first_line(cause))
-    # Some wrappers (an actor that died in __init__) carry the worker's exception only as text.
-    marker = f"{InputError.__module__}.{InputError.__qualname__}: "
-    lines = [line for line in str(exc).splitlines() if line.startswith(marker)]
-    return InputError(lines[-1][len(marker) :]) if lines else None
+        return StorageError(first_line(cause))
+    carried = [match for match in CARRIED_AS_TEXT.finditer(str(exc)) if match.group(1) in vars(runtime.errors)]
+    if not carried:
+        return None
+    kind = vars(runtime.errors)[carried[-1].group(1)]
+    return kind(carried[-1].group(2)) if isinstance(kind, type) and issubclass(kind, ScorerError) else None

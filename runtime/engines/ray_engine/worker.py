@@ -11,7 +11,7 @@ from runtime.engines.progress import Progress
 from runtime.engines.ray_engine.plan import Publication, Unit
 from runtime.engines.ray_engine.publish import merge_parts
 from runtime.engines.record import FileRecord
-from runtime.errors import InputError
+from runtime.errors import ModelError, ScorerError
 from runtime.files.parquet_io import open_input
 from runtime.model.scorer import Scorer
 
@@ -22,9 +22,9 @@ class ScoringActor:
     def __init__(
         self, model: str, identity: str, threads: int, max_batch_rows: int, max_batch_tokens: int, options: OutputOptions
     ) -> None:
-        # An InputError raised here would reach the driver only as text inside ActorDiedError; raised from
-        # a method it arrives as itself (RayTaskError keeps the cause), so keep it for the first call.
-        self.error: InputError | None = None
+        # An error raised here would reach the driver only as text inside ActorDiedError; raised from a
+        # method it arrives as itself (RayTaskError keeps the cause), so keep it for the first call.
+        self.error: ScorerError | None = None
         self.options = options
         try:
             self.scorer = Scorer(
@@ -35,12 +35,12 @@ class ScoringActor:
                 **options.scorer_options(),
             )
             if self.scorer.manifest.identity != identity:
-                raise InputError(
+                raise ModelError(
                     f"model dir {model} differs on node {os.uname().nodename} (identity "
                     f"{self.scorer.manifest.identity[:12]}, the driver has {identity[:12]}); "
                     "every node needs the same model"
                 )
-        except InputError as exc:
+        except ScorerError as exc:
             self.error = exc
 
     def score(self, unit: Unit) -> FileRecord:
