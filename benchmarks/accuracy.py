@@ -9,24 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from benchmarks.corpus import SST2_DEV, sst2_dev
+from tests.support.corpus import SST2_DEV, sst2_dev
 from benchmarks.report import write_report
-from runtime.model.scorer import Scorer
+from tests.support.corpus import sst2_accuracy
 
-POSITIVE = "POSITIVE"
-
-
-def sst2_accuracy(model_dir: Path) -> float:
-    """Share of SST-2 dev sentences whose argmax label matches the gold label (1 = POSITIVE)."""
-    dev = sst2_dev()
-    if dev is None:
-        raise FileNotFoundError(f"SST-2 dev set not found at {SST2_DEV}")
-    texts, gold = dev
-    scorer = Scorer(model_dir)
-    predicted = np.array([scorer.labels[i] == POSITIVE for i in scorer.score(texts).label_ids])
-    return float(np.mean(predicted == np.array(gold, dtype=bool)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import write_report
-from benchmarks.corpus import benchmark_texts
+from tests.support.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags
 from runtime.text.batching import plan_batches
-from runtime.model.scorer import Scorer, Scores
+from runtime.scoring.scorer import Scorer, Scores
 
 TABLE_ROWS = 2048
 PAIRS = 3

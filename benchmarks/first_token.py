@@ -20,12 +20,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.corpus import benchmark_texts
+from tests.support.corpus import benchmark_texts
 from benchmarks.report import write_report
 from benchmarks.machine import cpu_flags
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 from runtime.model.session import default_threads
-from tests.families import make_family_checkpoint
+from tests.support.families import make_family_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES_WITH_FIRST_TOKEN = ["roberta", "xlm-roberta", "electra", "albert", "mpnet"]

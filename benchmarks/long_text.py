@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import write_report
-from benchmarks.corpus import benchmark_texts
+from tests.support.corpus import benchmark_texts
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
 from benchmarks.throughput import BENCH_MODELS, distilbert_base_checkpoint, first_token_savings, model_flops, padded_lengths, timed
 from export.first_token import FIRST_TOKEN_LAST_LAYER
 from runtime.text.batching import plan_batches
 from runtime.model.model_dir import read_manifest
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 from runtime.model.session import default_threads
 
 PIPELINE_BATCH_SIZES = (1, 8, 32)

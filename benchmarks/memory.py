@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.report import write_report
-from benchmarks.corpus import benchmark_texts
+from tests.support.processes import peak_rss_mb
+from tests.support.corpus import benchmark_texts
 
 ROW_COUNTS = (20_000, 200_000)
 PASSTHROUGH_BYTES = 2048
@@ -48,17 +48,6 @@ def write_input(path: Path, rows: int, texts: list[str]) -> None:
             )
 
 
-def peak_rss_mb(command: list[str], env: dict[str, str] | None = None) -> float:
-    """Max RSS of a child run in a fresh wrapper process, so runs do not share a high-water mark."""
-    wrapper = (
-        "import resource, subprocess, sys\n"
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return int(result.stdout.split()[-1]) / 1024
 
 
 def measure(store: str, model: Path, texts: list[str], scratch: Path) -> dict[int, dict[str, float]]:
@@ -67,7 +56,7 @@ def measure(store: str, model: Path, texts: list[str], scratch: Path) -> dict[in
     with contextlib.ExitStack() as stack:
         env, bucket = None, None
         if store == "s3":
-            from tests.s3_server import S3Store, moto_server
+            from tests.support.s3_server import S3Store, moto_server
 
             s3 = S3Store(stack.enter_context(moto_server()))
             env, bucket = s3.env(), s3.new_bucket()

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.corpus import benchmark_texts
+from tests.support.corpus import benchmark_texts
 from benchmarks.report import write_report
 from benchmarks.machine import cpu_flags
 from benchmarks.throughput import ROOT, timed_command

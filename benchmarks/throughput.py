@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import re
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,13 +25,14 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.corpus import benchmark_texts
+from tests.support.corpus import benchmark_texts
 from benchmarks.report import write_report
+from tests.support.processes import measured_run
 from benchmarks.machine import cpu_flags, matmul_peak_gflops
 from export.first_token import FIRST_TOKEN_LAST_LAYER
 from runtime.text.batching import plan_batches
 from runtime.model.model_dir import package_versions, read_manifest
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 from runtime.model.session import default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,20 +72,9 @@ def timed(run: Callable[[], object]) -> tuple[float, float, None]:
 
 def timed_command(command: list[str]) -> tuple[float, float, float]:
     """Wall seconds (process start included), the child's peak RSS (MB) and its own rows/s after model load."""
-    wrapper = (
-        "import resource, subprocess, sys, time\n"
-        "start = time.perf_counter()\n"
-        "done = subprocess.run(sys.argv[1:], check=True, stdout=subprocess.PIPE, text=True)\n"
-        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        "print(done.stdout)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
-    measures, summary = result.stdout.split("\n", 1)
-    seconds, rss_kb = measures.split()
+    seconds, rss_mb, summary = measured_run(command, cwd=ROOT)
     steady = re.search(r"([\d,]+) rows/s", summary)
-    return float(seconds), int(rss_kb) / 1024, float(steady.group(1).replace(",", ""))
+    return seconds, rss_mb, float(steady.group(1).replace(",", ""))
 
 
 def distilbert_base_checkpoint(path: Path) -> Path:
@@ -115,7 +104,7 @@ def roberta_base_checkpoint(path: Path, texts: list[str]) -> Path:
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    from tests.families import roberta_tokenizer
+    from tests.support.families import roberta_tokenizer
 
     torch.manual_seed(0)
     backend, tokenizer_class, kwargs = roberta_tokenizer(texts, vocab_size=8000)

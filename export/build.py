@@ -14,7 +14,7 @@ from export.quantize import quantize_until_agreement
 from export.source import CheckpointSource
 from export.validate import validate_model_outputs
 from runtime.model.model_dir import ONNX_FILE, Activation, Manifest, package_versions
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 from runtime.model.session import make_session
 
 VERSIONED_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")

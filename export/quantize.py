@@ -16,7 +16,7 @@ from export.errors import QuantizationError
 from export.validate import torch_logits
 from runtime.model.activations import activate
 from runtime.model.model_dir import ONNX_FILE, Activation
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 
 MIN_ARGMAX_AGREEMENT = 0.99
 # Agreement means little when the reference itself answers one class for (almost) every text.

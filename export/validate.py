@@ -20,7 +20,7 @@ from export.errors import ValidationError
 from export.probes import pair_probes
 from runtime.model.activations import activate
 from runtime.model.model_dir import ONNX_FILE, Activation
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 from runtime.model.session import make_session
 
 PARITY_ATOL = 1e-4

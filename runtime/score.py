@@ -24,10 +24,11 @@ from runtime.cli import EXIT_INTERRUPTED, EXIT_RETRY, OneLineParser, exit_code
 from runtime.errors import ConfigurationError, ScorerError, first_line
 from runtime.engines.job import DEFAULT_PROGRESS_SECONDS, Job, plan_tasks
 from runtime.files.parquet_io import OutputOptions
-from runtime.engines.local_engine import RunStats, run_local
+from runtime.engines.file_scoring import RunStats
+from runtime.engines.local_engine import run_local
 from runtime.engines.record import RUNTIME_PACKAGES, now
 from runtime.model.model_dir import package_versions
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 from runtime.files.storage import URI_SCHEME, Location, atomic_output, check_writable, locate
 from runtime.model.cache import cached_model_dir
 

@@ -7,13 +7,12 @@ read the same tokenizer.json differently) and the answers with the ones recorded
 
 from __future__ import annotations
 
-import argparse
 import sys
 import numpy as np
 
 from runtime.cli import OneLineParser, exit_code
 from runtime.errors import ModelError, ScorerError
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 
 VERIFY_ATOL = 1e-4
 

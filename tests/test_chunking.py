@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from runtime import Scorer
-from tests.conftest import assert_clean_error, score, write
+from tests.support.cli import assert_clean_error, score, write
 
 STRIDE = 64
 MAX_LENGTH = 512  # the test models' max length

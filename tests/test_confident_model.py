@@ -8,8 +8,8 @@ import pytest
 from export.probes import SEED_TEXTS
 from runtime import Scorer
 from runtime.model.model_dir import read_manifest
-from tests.conftest import bert_vocab, export_model
-from tests.torch_reference import torch_logits, torch_probabilities
+from tests.support.models import bert_vocab, export_model
+from tests.support.torch_reference import torch_logits, torch_probabilities
 
 
 @pytest.fixture(scope="module")

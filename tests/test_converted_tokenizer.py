@@ -15,9 +15,9 @@ from transformers import AutoTokenizer
 from export.probes import pair_probes, probe_texts
 from runtime import Scorer
 from runtime.model.model_dir import read_manifest
-from tests.conftest import ROOT
-from tests.families import FAMILIES, MAX_LENGTH, corpus
-from tests.torch_reference import torch_probabilities
+from tests.support.cli import ROOT
+from tests.support.families import FAMILIES, MAX_LENGTH, corpus
+from tests.support.torch_reference import torch_probabilities
 
 # The family's slow tokenizer class, its SentencePiece file and that file's piece ids as the family ships them
 SENTENCEPIECE_ONLY = {

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.corpus import SST2_DEV, sst2_dev
+from tests.support.corpus import SST2_DEV, sst2_dev
 from demo.corpus.build import DEFAULT_OUT, HELDOUT, TRAIN, build_rows, sst_style
 from demo.train import load_corpus
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from benchmarks.accuracy import sst2_accuracy
-from tests.conftest import ROOT, SST2_DEV
+from tests.support.corpus import sst2_accuracy
+from tests.support.cli import ROOT
+from tests.support.corpus import SST2_DEV
 
 DEMO_MODEL = ROOT / "models" / "demo"
 MIN_ACCURACY = 0.84  # issue 15; the model reaches 85.0% (README, "The demo")
@@ -38,7 +39,7 @@ def test_demo_sample_is_the_heldout_split_only():
 def test_heldout_accuracy_that_make_demo_prints():
     """Scores the sample as `make demo` does and checks the figure it prints against a plain count."""
     from demo.__main__ import heldout_accuracy, sample_table
-    from runtime.model.scorer import Scorer
+    from runtime.scoring.scorer import Scorer
 
     sample = sample_table()
     rows = [(text, expected) for text, expected in zip(sample["text"].to_pylist(), sample["expected"].to_pylist())

@@ -8,17 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.conftest import run_score
-
-
-def make_tree(root: Path) -> list[Path]:
-    files = [root / "day=1" / "part-0.parquet", root / "day=1" / "part-1.parquet", root / "day=2" / "part-0.parquet"]
-    for number, path in enumerate(files):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        texts = [f"file {number} review {i} was {'great' if i % 2 else 'dull'}" for i in range(50 + number)]
-        pq.write_table(pa.table({"id": range(len(texts)), "text": texts}), path)
-    (root / "day=1" / "_SUCCESS").write_text("")
-    return files
+from tests.support.cli import make_tree, run_score
 
 
 def outputs(root: Path) -> list[str]:

@@ -13,7 +13,7 @@ from export.checkpoint import load_checkpoint
 from export.errors import ValidationError
 from export.validate import validate_model_outputs
 from runtime.model.model_dir import read_manifest
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 
 SEED_CHECKPOINT = "distilbert-base-uncased-finetuned-sst-2-english"
 
@@ -83,8 +83,8 @@ def test_int8_export_records_agreement_and_scores(models, tmp_path):
     import onnx
 
     from runtime import Scorer
-    from tests.conftest import export_model
-    from tests.torch_reference import torch_probabilities
+    from tests.support.models import export_model
+    from tests.support.torch_reference import torch_probabilities
 
     checkpoint_dir, _ = models["bert"]
     model_dir = export_model(checkpoint_dir, tmp_path / "int8", "--quantize", "int8")
@@ -313,7 +313,7 @@ def test_a_regression_head_applies_no_function_as_the_pipeline(tmp_path):
     from transformers import pipeline
 
     from runtime import Scorer
-    from tests.conftest import export_model, make_checkpoint
+    from tests.support.models import export_model, make_checkpoint
 
     checkpoint = make_checkpoint("regression", tmp_path / "ckpt")
     model_dir = export_model(checkpoint, tmp_path / "onnx")

@@ -16,12 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE, TOKENIZER_FILE, read_manifest, sha256_file
-from tests.conftest import ROOT, assert_clean_error, corrupt_middle, score, write
-
-
-@pytest.fixture
-def model_dir(models) -> Path:
-    return models["distilbert"][1]
+from tests.support.cli import ROOT, assert_clean_error, corrupt_middle, score, write
 
 
 def only_file(directory: Path) -> list[str]:

@@ -12,9 +12,10 @@ from export.first_token import FIRST_TOKEN_LAST_LAYER, WHOLE_MODEL
 from export.probes import SEED_TEXTS, pair_probes
 from runtime import Scorer
 from runtime.model.model_dir import read_manifest
-from tests.conftest import ROOT, export_model, score, write
-from tests.families import FAMILIES, MAX_LENGTH, make_family_checkpoint
-from tests.torch_reference import torch_probabilities
+from tests.support.cli import ROOT, score, write
+from tests.support.models import export_model
+from tests.support.families import FAMILIES, MAX_LENGTH, make_family_checkpoint
+from tests.support.torch_reference import torch_probabilities
 
 TOLERANCE = 1e-4
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from export.first_token import WHOLE_MODEL, first_token_last_layer
-from tests.families import FAMILIES
-from tests.test_first_token import assert_first_token_layer_exact, padded_batch
+from tests.support.families import FAMILIES
+from tests.support.first_token import assert_first_token_layer_exact, padded_batch
 
 EXACT = ["roberta", "xlm-roberta", "electra", "albert", "mpnet"]
 WHOLE = ["deberta-v2", "modernbert"]

@@ -20,7 +20,8 @@ from runtime.files.parquet_io import OutputOptions
 from runtime.engines.ray_engine.worker import ScoringActor
 from runtime.errors import InputError
 from runtime.model.model_dir import MANIFEST_FILE, ONNX_FILE, TOKENIZER_FILE, read_manifest
-from tests.conftest import ROOT, assert_clean_error, export_model, score, write
+from tests.support.cli import ROOT, assert_clean_error, score, write
+from tests.support.models import export_model
 
 NEW_LABELS = ["bad", "good"]
 TEXTS = ["a fine film", "a dull film", None, "I love it", "awful, just awful"]

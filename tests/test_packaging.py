@@ -7,7 +7,7 @@ import subprocess
 import sys
 import zipfile
 
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 
 
 def test_the_wheel_ships_only_runtime_and_export(tmp_path):

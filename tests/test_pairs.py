@@ -12,8 +12,9 @@ from transformers import AutoTokenizer
 
 from runtime import Scorer
 from runtime.model.activations import sigmoid, softmax
-from tests.conftest import export_model, make_checkpoint, score, write
-from tests.torch_reference import torch_logits, torch_probabilities
+from tests.support.cli import score, write
+from tests.support.models import export_model, make_checkpoint
+from tests.support.torch_reference import torch_logits, torch_probabilities
 
 TOLERANCE = 1e-4
 LONG = " ".join(["wonderful", "plot", "never", "again"] * 200)  # 800 words: past 512 tokens on its own
@@ -123,7 +124,7 @@ def test_cli_pairs_logits_and_nulls(models, tmp_path):
 
 
 def test_cli_missing_pair_column_is_bad_input(models, tmp_path):
-    from tests.conftest import assert_clean_error
+    from tests.support.cli import assert_clean_error
 
     _, model_dir = models["bert"]
     src = write(tmp_path / "in.parquet", pa.table({"text": ["a"]}))

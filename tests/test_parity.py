@@ -8,8 +8,8 @@ from tokenizers import Tokenizer
 
 from runtime import Scorer
 from runtime.model.model_dir import read_manifest
-from tests.conftest import bert_vocab
-from tests.torch_reference import torch_probabilities
+from tests.support.models import bert_vocab
+from tests.support.torch_reference import torch_probabilities
 
 SEED_TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
 SEED_IDS = [

@@ -18,8 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import ROOT, SST2_DEV, assert_clean_error, corrupt_middle, score as run_cli, write
-from tests.ray_processes import is_loopback, run_watched
+from tests.support.cli import ROOT, assert_clean_error, corrupt_middle, score as run_cli, write
+
+from tests.support.corpus import SST2_DEV
+from tests.support.processes import is_loopback, run_watched
 
 pytest.importorskip("ray")
 
@@ -46,11 +48,6 @@ def orphaned_ray_workers() -> list[int]:
 def sst2_texts() -> list[str]:
     lines = SST2_DEV.read_text().splitlines()[1:] if SST2_DEV.exists() else []
     return [line.split("\t")[0] for line in lines] or [f"a film that is good number {i}" for i in range(100)]
-
-
-@pytest.fixture(scope="module")
-def model_dir(models) -> Path:
-    return models["distilbert"][1]
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +298,7 @@ def test_reading_a_slice_of_rows_yields_exactly_those_rows(tmp_path, row_group_s
 
 def test_s3_in_out_and_model_through_ray(s3, model_dir, tmp_path):
     """IN, OUT and the model on an S3-protocol server: actors read, write and fetch the model through the store."""
-    from tests.test_storage_s3 import objects, read_s3, reviews, upload_file, without_record
+    from tests.support.s3_server import objects, read_s3, reviews, upload_file, without_record
 
     bucket = s3.new_bucket()
     for path in sorted(model_dir.iterdir()):
@@ -323,13 +320,13 @@ def test_s3_in_out_and_model_through_ray(s3, model_dir, tmp_path):
 
 def test_a_row_count_mismatch_publishes_nothing(model_dir, tmp_path):
     from runtime.files.parquet_io import OutputOptions
-    from runtime.engines.local_engine import score_file
+    from runtime.engines.file_scoring import score_file
     from runtime.engines.progress import Progress
     from runtime.engines.ray_engine.plan import Publication
     from runtime.engines.ray_engine.publish import RowCountMismatch, merge_parts
     from runtime.files.parquet_io import open_input
     from runtime.files.storage import Location
-    from runtime.model.scorer import Scorer
+    from runtime.scoring.scorer import Scorer
 
     source = open_input(Location.local(write(tmp_path / "in.parquet", pa.table({"text": ["good", "bad"] * 50}))), OutputOptions())
     part = Location.local(tmp_path / "part.parquet")

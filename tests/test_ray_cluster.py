@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import assert_clean_error, score, write
-from tests.ray_processes import is_loopback, session_members, stop_session
+from tests.support.cli import assert_clean_error, score, write
+from tests.support.processes import is_loopback, session_members, stop_session, without_ray_auth
 
 pytest.importorskip("ray")
 
@@ -33,10 +33,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def without_ray_auth(env: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in env.items() if not name.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +67,6 @@ def head(tmp_path_factory):
         leftovers = session_members(process.pid)
         subprocess.run(["rm", "-rf", str(temp_dir)], check=False)
         assert not leftovers, f"Ray processes outlived the test: {leftovers}"
-
-
-@pytest.fixture(scope="module")
-def model_dir(models) -> Path:
-    return models["distilbert"][1]
 
 
 @pytest.fixture(scope="module")

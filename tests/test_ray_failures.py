@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import ROOT, write
-from tests.ray_processes import run_watched, session_members, stop_session
-from tests.test_ray_cluster import without_ray_auth
+from tests.support.cli import ROOT, write
+from tests.support.processes import run_watched, session_members, stop_session
+from tests.support.processes import without_ray_auth
 
 pytest.importorskip("ray")
 
@@ -31,11 +31,6 @@ ROWS = 60_000
 KILL_EVENTS = 4  # each kills both actors: 4 deaths each, past the 3 restarts an actor used to get
 RUN_TIMEOUT = 300
 ACTOR = "ray::ScoringActor"
-
-
-@pytest.fixture(scope="module")
-def model_dir(models) -> Path:
-    return models["distilbert"][1]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +58,7 @@ def actor_pids(members: list[psutil.Process]) -> set[int]:
 
 
 def assert_every_row_once(out: Path, model_dir: Path, source: Path) -> None:
-    from runtime.model.scorer import Scorer
+    from runtime.scoring.scorer import Scorer
 
     table = pq.read_table(out)
     assert table["id"].to_pylist() == list(range(ROWS))  # exactly once, and in order
@@ -181,7 +176,7 @@ def two_nodes():
     temp_dir = tempfile.mkdtemp(prefix="raynodes-", dir="/tmp")  # Unix socket paths must stay short
     env["RAY_TMPDIR"] = temp_dir  # nothing of an earlier Ray run is needed, nothing is left outside temp_dir
     nodes = subprocess.Popen(
-        [sys.executable, "-m", "tests.ray_two_nodes", temp_dir],
+        [sys.executable, "-m", "tests.support.ray_two_nodes", temp_dir],
         cwd=ROOT,
         env=env,
         stdin=subprocess.PIPE,

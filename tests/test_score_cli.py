@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.corpus import sst2_dev
+from tests.support.corpus import sst2_dev
 from runtime.model.model_dir import read_manifest
-from tests.conftest import ROOT, SST2_DEV, run_score
-from tests.torch_reference import torch_probabilities
+from tests.support.cli import ROOT, run_score
+from tests.support.corpus import SST2_DEV
+from tests.support.torch_reference import torch_probabilities
 
 
 def sst2_table() -> pa.Table:

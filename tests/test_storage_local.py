@@ -15,13 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import ROOT, assert_clean_error, score, write
-from tests.test_directories import make_tree
-
-
-@pytest.fixture(scope="module")
-def model_dir(models) -> Path:
-    return models["distilbert"][1]
+from tests.support.cli import ROOT, assert_clean_error, score, write
+from tests.support.cli import make_tree
 
 
 def record_of(path: Path) -> dict:

@@ -16,40 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.memory import peak_rss_mb
-from tests.conftest import ROOT, assert_clean_error, corrupt_middle, score, write
-from tests.test_directories import make_tree
+from tests.support.processes import peak_rss_mb
+from tests.support.s3_server import objects, read_s3, reviews, upload_file, without_record
+from tests.support.cli import ROOT, assert_clean_error, corrupt_middle, score, write
+from tests.support.cli import make_tree
 
 OLD_OUT = b"yesterday's output"
-
-
-@pytest.fixture(scope="module")
-def model_dir(models) -> Path:
-    return models["distilbert"][1]
-
-
-def upload_file(s3, bucket: str, key: str, path: Path) -> str:
-    s3.put(bucket, key, path.read_bytes())
-    return f"s3://{bucket}/{key}"
-
-
-def objects(s3, bucket: str) -> list[str]:
-    """Keys of real objects: pyarrow keeps empty `prefix/` markers after a delete or move, as directories."""
-    return [key for key in s3.keys(bucket) if not key.endswith("/")]
-
-
-def read_s3(s3, bucket: str, key: str) -> pa.Table:
-    return pq.read_table(f"{bucket}/{key}", filesystem=s3.filesystem)
-
-
-def without_record(table: pa.Table) -> pa.Table:
-    """The rows and columns; the footer record differs by design (input URI, times)."""
-    return table.replace_schema_metadata(None)
-
-
-def reviews(rows: int, start: int = 0) -> pa.Table:
-    texts = [None if i % 11 == 3 else f"review {i % 40} says the film was {'great' if i % 3 else 'dull'}" for i in range(start, start + rows)]
-    return pa.table({"id": range(start, start + rows), "text": texts})
 
 
 def test_file_to_file_equals_the_local_run(s3, model_dir, tmp_path):

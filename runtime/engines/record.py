@@ -15,7 +15,7 @@ from runtime.files.parquet_io import OutputOptions
 from runtime.files.parquet_io import METADATA_KEY, InputFile, read_metadata
 from runtime.files.storage import Location
 from runtime.model.model_dir import package_versions
-from runtime.model.scorer import Scorer, Scores
+from runtime.scoring.scorer import Scorer, Scores
 
 RUNTIME_PACKAGES = ("onnxruntime", "tokenizers", "numpy", "pyarrow")
 

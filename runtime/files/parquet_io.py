@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from runtime.errors import ConfigurationError, DataError, StorageError, first_line
 from runtime.model.activations import FunctionToApply
-from runtime.model.scorer import Scores
+from runtime.scoring.scorer import Scores
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.files.storage import Location, atomic_output, temp_name
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.engines.job import Job
-from runtime.engines.local_engine import RunStats, files_to_score, orphaned_outputs
+from runtime.engines.file_scoring import RunStats, files_to_score, orphaned_outputs
 from runtime.engines.progress import Progress
 from runtime.engines.ray_engine.capture import captured_stderr
 from runtime.engines.ray_engine.cluster import ray_cluster
@@ -25,7 +25,7 @@ from runtime.engines.ray_engine.publish import remove_staging, staging_for
 from runtime.engines.ray_engine.worker import ScoringActor
 from runtime.files.storage import URI_SCHEME, Location
 from runtime.files.parquet_io import InputFile
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 
 
 def run_ray(job: Job, scorer: Scorer) -> RunStats:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from runtime.engines.local_engine import DEFAULT_WINDOW_ROWS
+from runtime.engines.file_scoring import DEFAULT_WINDOW_ROWS
 from runtime.files.storage import Location
 
 # Actors reserve part of a CPU: an actor restarted after its node was lost then still finds room on the nodes

@@ -7,7 +7,7 @@ import contextlib
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runtime.engines.local_engine import DEFAULT_WINDOW_ROWS
+from runtime.engines.file_scoring import DEFAULT_WINDOW_ROWS
 from runtime.engines.ray_engine.plan import Publication
 from runtime.engines.record import FileRecord
 from runtime.files.parquet_io import atomic_parquet_writer, read_batches

@@ -6,14 +6,14 @@ import io
 import os
 
 from runtime.files.parquet_io import OutputOptions
-from runtime.engines.local_engine import score_file
+from runtime.engines.file_scoring import score_file
 from runtime.engines.progress import Progress
 from runtime.engines.ray_engine.plan import Publication, Unit
 from runtime.engines.ray_engine.publish import merge_parts
 from runtime.engines.record import FileRecord
 from runtime.errors import ModelError, ScorerError
 from runtime.files.parquet_io import open_input
-from runtime.model.scorer import Scorer
+from runtime.scoring.scorer import Scorer
 
 
 class ScoringActor:

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -137,3 +138,29 @@ def run_watched(
         seen.leftovers = [" ".join(p.info["cmdline"] or [p.info["name"]]) for p in alive(session_members(child.pid))]
         stop_session(child.pid)
     return subprocess.CompletedProcess(command, child.returncode, stdout, stderr), seen
+
+
+def measured_run(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float, str]:
+    """(wall seconds, process start included; peak RSS in MB; stdout) of a child run in a fresh wrapper process,
+    so runs do not share a high-water mark."""
+    wrapper = (
+        "import resource, subprocess, sys, time\n"
+        "start = time.perf_counter()\n"
+        "done = subprocess.run(sys.argv[1:], check=True, stdout=subprocess.PIPE, text=True)\n"
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "print(done.stdout)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], cwd=cwd, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    measures, stdout = result.stdout.split("\n", 1)
+    seconds, rss_kb = measures.split()
+    return float(seconds), int(rss_kb) / 1024, stdout
+
+
+def peak_rss_mb(command: list[str], env: dict[str, str] | None = None) -> float:
+    return measured_run(command, env)[1]
+
+
+def without_ray_auth(env: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if not name.startswith(("RAY_AUTH", "RAY_ADDRESS"))}

@@ -14,6 +14,10 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 STARTUP_SECONDS = 60
 
@@ -118,3 +122,27 @@ class S3Store:
 
     def put(self, bucket: str, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def upload_file(s3, bucket: str, key: str, path: Path) -> str:
+    s3.put(bucket, key, path.read_bytes())
+    return f"s3://{bucket}/{key}"
+
+
+def objects(s3, bucket: str) -> list[str]:
+    """Keys of real objects: pyarrow keeps empty `prefix/` markers after a delete or move, as directories."""
+    return [key for key in s3.keys(bucket) if not key.endswith("/")]
+
+
+def read_s3(s3, bucket: str, key: str) -> pa.Table:
+    return pq.read_table(f"{bucket}/{key}", filesystem=s3.filesystem)
+
+
+def without_record(table: pa.Table) -> pa.Table:
+    """The rows and columns; the footer record differs by design (input URI, times)."""
+    return table.replace_schema_metadata(None)
+
+
+def reviews(rows: int, start: int = 0) -> pa.Table:
+    texts = [None if i % 11 == 3 else f"review {i % 40} says the film was {'great' if i % 3 else 'dull'}" for i in range(start, start + rows)]
+    return pa.table({"id": range(start, start + rows), "text": texts})
