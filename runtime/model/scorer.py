@@ -14,6 +14,8 @@ from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKE
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText, LongTextPolicy, aggregate_windows
 from runtime.errors import InputError
 from runtime.model.model_dir import TOKENIZER_FILE
+from runtime.model.precision import MIN_AGREEMENT, PrecisionChoice
+from runtime.model.precision_gate import choose_precision
 from runtime.model.session import OnnxModel
 from runtime.text.tokenization import Encoded, TextEncoder, right_pad
 
@@ -79,6 +81,8 @@ class Scorer(OnnxModel):
     `function_to_apply` (softmax, sigmoid or none) overrides the manifest's, as the pipeline's parameter does.
     `long_text="chunk"` scores texts past the max length as windows overlapping by `chunk_stride` tokens
     (default: a quarter of a window), aggregated by `chunk_aggregate` (mean or max), at most `max_chunks` each.
+    `precision` (fp32, bf16, int8 or auto; default: the graph's own) scores only once it agrees with fp32 on at
+    least `min_agreement` of the probes plus `agreement_texts` (runtime/model/precision.py).
 
     >>> Scorer("models/demo")(["I love it"])
     [{'label': 'POSITIVE', 'score': 0.99...}]
@@ -98,6 +102,9 @@ class Scorer(OnnxModel):
         chunk_stride: int | None = None,
         chunk_aggregate: ChunkAggregate = "mean",
         max_chunks: int = DEFAULT_MAX_CHUNKS,
+        precision: PrecisionChoice | None = None,
+        agreement_texts: Sequence[str] = (),
+        min_agreement: float = MIN_AGREEMENT,
     ) -> None:
         super().__init__(model_dir, threads=threads, verify_sha256=verify_sha256)
         self.function_to_apply = checked_function(function_to_apply or self.manifest.activation)
@@ -109,6 +116,9 @@ class Scorer(OnnxModel):
             self.encoder.window_tokens
         )
         self.encoder.use_windows(self.long_text.stride, self.long_text.max_chunks)
+        self.chosen_precision = choose_precision(
+            self, precision, [*self.manifest.probes, *agreement_texts], min_agreement, self.model_probabilities
+        )
 
     def __call__(
         self, inputs: PipelineInput | None | Sequence[PipelineInput | None], top_k: int | None | object = LEGACY_TOP_K
@@ -191,6 +201,10 @@ class Scorer(OnnxModel):
         sizes = np.fromiter((min(len(texts[i]), self.encoder.char_budget) for i in rows), dtype=np.int64, count=len(rows))
         group_of_row = (np.cumsum(sizes) - sizes) // GROUP_CHARS
         return [np.flatnonzero(group_of_row == group) for group in np.unique(group_of_row)]
+
+    def model_probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities under the model's own activation, whatever `function_to_apply` the caller chose."""
+        return activate(self.score(texts).logits, self.manifest.activation)
 
     def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         return self.encoder.encode(texts, pairs)

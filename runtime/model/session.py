@@ -1,4 +1,8 @@
-"""The ONNX Runtime session: providers, threads and graph optimizations live here and nowhere else."""
+"""The inference session: providers, threads and graph optimizations live here and nowhere else.
+
+fp32 and int8 graphs run on ONNX Runtime; bf16 runs the same `model.onnx` on OpenVINO (runtime/model/openvino_backend.py),
+chosen in `open_backend`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from runtime.model.model_dir import ONNX_FILE, Manifest, read_manifest
+from runtime.model.precision import Backend, Precision, stored_precision
 
 
 def default_threads() -> int:
@@ -32,17 +37,42 @@ def make_session(onnx_path: Path, threads: int | None = None) -> ort.InferenceSe
     return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class OnnxModel:
-    """Owns a verified model dir and its session; model families add pre- and post-processing."""
+class OrtBackend:
+    """ONNX Runtime on the graph as stored: fp32, or int8 for a `--quantize int8` export."""
 
-    def __init__(self, model_dir: str | Path, threads: int | None = None, verify_sha256: bool = True) -> None:
-        self.model_dir = Path(model_dir)
-        self.manifest: Manifest = read_manifest(self.model_dir, verify_sha256=verify_sha256)
-        self.threads = threads or default_threads()
-        self.session = make_session(self.model_dir / ONNX_FILE, self.threads)
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        self.session = make_session(onnx_path, threads)
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """Run the graph on the inputs it declares (DistilBERT has no token_type_ids)."""
         return self.session.run([self.output_name], {name: feed[name] for name in self.input_names})[0]
+
+
+def open_backend(onnx_path: Path, precision: Precision, threads: int) -> Backend:
+    """The one place that picks the runtime for a (resolved) precision."""
+    if precision == "bf16":
+        from runtime.model.openvino_backend import OpenVinoBackend  # the optional `bf16` extra
+
+        return OpenVinoBackend(onnx_path, "bf16", threads)
+    return OrtBackend(onnx_path, threads)
+
+
+class OnnxModel:
+    """Owns a verified model dir and its backend; model families add pre- and post-processing."""
+
+    def __init__(self, model_dir: str | Path, threads: int | None = None, verify_sha256: bool = True) -> None:
+        self.model_dir = Path(model_dir)
+        self.manifest: Manifest = read_manifest(self.model_dir, verify_sha256=verify_sha256)
+        self.threads = threads or default_threads()
+        self.backend: Backend = open_backend(self.model_dir / ONNX_FILE, stored_precision(self.manifest), self.threads)
+        self.input_names = self.backend.input_names
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The ONNX Runtime session (fp32 and int8 backends only)."""
+        return self.backend.session  # type: ignore[attr-defined]
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self.backend.run(feed)
