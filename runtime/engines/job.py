@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pyarrow.fs as pafs
 
 from runtime.model.activations import FunctionToApply
+from runtime.model.precision import PrecisionChoice
 from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.errors import InputError
@@ -33,6 +34,7 @@ class OutputOptions:
     chunk_stride: int | None = None  # None: the model's default (a quarter of a window)
     chunk_aggregate: ChunkAggregate = "mean"
     max_chunks: int = DEFAULT_MAX_CHUNKS
+    precision: PrecisionChoice | None = None  # None: the graph's own (fp32, or int8 for a --quantize int8 export)
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +47,7 @@ class OutputOptions:
             "chunk_stride": self.chunk_stride,
             "chunk_aggregate": self.chunk_aggregate,
             "max_chunks": self.max_chunks,
+            "precision": self.precision,
         }
 
 

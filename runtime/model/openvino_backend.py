@@ -5,6 +5,8 @@ Installed with the optional `bf16` extra; the scoring host stays torch-free.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -27,10 +29,11 @@ def openvino_version() -> str | None:
 
 
 class OpenVinoBackend:
-    """One compiled model and one infer request: `run(feed) -> logits`, like the ONNX Runtime backend.
+    """One compiled model with one single-thread stream per thread: `run_all(feeds)` keeps every stream busy.
 
-    The precision is explicit both ways: OpenVINO on a bf16-capable CPU picks bf16 even for an f32 request
-    unless told otherwise.
+    Measured on 2 cores (README "Precision"): two one-thread streams scored 1.2x (f32) to 1.6x (bf16) what one
+    two-thread stream did. The precision is explicit both ways: on a bf16-capable CPU OpenVINO picks bf16 even
+    for f32 graphs unless told otherwise.
     """
 
     def __init__(self, onnx_path: Path, precision: Literal["fp32", "bf16"], threads: int) -> None:
@@ -39,18 +42,34 @@ class OpenVinoBackend:
                 f"--precision {precision} needs OpenVINO: pip install 'onnx-batch-scorer[bf16]' (or openvino>=2025)"
             )
         core = ov.Core()
-        model = core.read_model(str(onnx_path))
         config = {
             "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "THROUGHPUT",
+            "NUM_STREAMS": threads,
             "INFERENCE_NUM_THREADS": threads,
         }
-        self.compiled = core.compile_model(model, "CPU", config)
+        self.compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
         self.input_names = [port.get_any_name() for port in self.compiled.inputs]
-        self.request = self.compiled.create_infer_request()
+        self.requests = [self.compiled.create_infer_request() for _ in range(threads)]
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits as float32, copied out of the request's reusable output buffer."""
-        outputs = self.request.infer({name: feed[name] for name in self.input_names})
-        return np.array(outputs[0], dtype=np.float32)
+        return next(self.run_all([feed]))
+
+    def run_all(self, feeds: Iterable[dict[str, np.ndarray]]) -> Iterator[np.ndarray]:
+        """Logits per feed in order: a feed starts on an idle request; the oldest running one is awaited first."""
+        idle, running = deque(self.requests), deque()
+        for feed in feeds:
+            if not idle:
+                yield self._finish(running[0])
+                idle.append(running.popleft())
+            request = idle.popleft()
+            request.start_async({name: feed[name] for name in self.input_names})
+            running.append(request)
+        while running:
+            yield self._finish(running.popleft())
+
+    @staticmethod
+    def _finish(request: ov.InferRequest) -> np.ndarray:
+        """Wait for a request; its logits as float32, copied out of the request's reusable output buffer."""
+        request.wait()
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32)

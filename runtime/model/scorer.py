@@ -175,8 +175,10 @@ class Scorer(OnnxModel):
             encoded = self.preprocess([texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows])
             window_logits = np.empty((len(encoded.ids), len(self.labels)), dtype=np.float32)
             last_window = np.r_[encoded.rows[1:] != encoded.rows[:-1], True]
-            for batch in plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens):
-                window_logits[batch] = self._forward(encoded, batch)
+            batches = plan_batches(encoded.lengths, self.max_batch_rows, self.max_batch_tokens)
+            feeds = (self.feed(encoded, batch) for batch in batches)  # padded lazily, while earlier batches run
+            for batch, batch_logits in zip(batches, self.backend.run_all(feeds)):
+                window_logits[batch] = batch_logits
                 if on_rows is not None:
                     on_rows(int(repeats[group[encoded.rows[batch[last_window[batch]]]]].sum()))
             logits[group], probabilities[group] = self.postprocess(window_logits, encoded.rows, len(group))
@@ -209,13 +211,14 @@ class Scorer(OnnxModel):
     def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         return self.encoder.encode(texts, pairs)
 
-    def _forward(self, encoded: Encoded, batch: np.ndarray) -> np.ndarray:
+    def feed(self, encoded: Encoded, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """One batch's padded model inputs."""
         length = int(encoded.lengths[batch].max())
         input_ids, attention_mask = self.encoder.pad([encoded.ids[i] for i in batch], length)
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self.input_names:  # from the tokenizer: the second segment of a pair gets 1
             feed["token_type_ids"] = right_pad([encoded.type_ids[i] for i in batch], length, 0)
-        return self.run(feed)
+        return feed
 
     def postprocess(self, window_logits: np.ndarray, rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities) per row: the windows' values, aggregated per row in chunk mode."""
