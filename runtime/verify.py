@@ -1,7 +1,7 @@
 """`python -m runtime.verify DIR`: a self-check to run on a new host before trusting it with a nightly job.
 
 It checks the manifest and the ONNX file's sha256, then scores the probe texts stored at export time and
-compares the answers with the ones recorded there.
+compares the answers with the ones recorded there, and says which precisions this host runs natively.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import InputError
+from runtime.model.model_dir import read_manifest
+from runtime.model.precision import host_capabilities
 from runtime.model.scorer import Scorer
 
 VERIFY_ATOL = 1e-4
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"ok: {args.model_dir} matches its manifest; probe outputs within {difference:.1e} of export time")
+    print(host_capabilities(read_manifest(args.model_dir, verify_sha256=False)))
     return 0
 
 

@@ -112,6 +112,22 @@ def host_precisions(manifest: Manifest, cpu: HostCpu) -> list[Precision]:
     return [*faster, "fp32"]
 
 
+def host_capabilities(manifest: Manifest, cpu: HostCpu | None = None) -> str:
+    """One line for `runtime.verify`: what this host runs for this model dir, and at what expected speed."""
+    cpu = cpu or host_cpu()
+    flags = " ".join(cpu.flags) or "none of " + " ".join(RELEVANT_FLAGS)
+    runs = host_precisions(manifest, cpu)
+    speeds = ", ".join(f"{p} (about {expected_speedup(cpu, p):.1f}x fp32)" if p != "fp32" else p for p in runs)
+    missing = []
+    if stored_precision(manifest) == "fp32" and not cpu.bf16:
+        missing.append("bf16 needs avx512_bf16 or amx_bf16")
+    elif stored_precision(manifest) == "fp32" and not openvino_installed():
+        missing.append("bf16 needs OpenVINO (pip install 'onnx-batch-scorer[bf16]')")
+    if stored_precision(manifest) == "fp32":
+        missing.append(f"int8 needs the --quantize int8 export{'' if cpu.int8 else ' (AVX2: reduce_range)'}")
+    return f"precisions on this host ({cpu.model}; {flags}): {speeds}" + (f"; {'; '.join(missing)}" if missing else "")
+
+
 def expected_speedup(cpu: HostCpu, precision: Precision) -> float:
     """Measured end-to-end speed of `precision` over fp32 on this kind of CPU (1.0 where none was measured)."""
     return next((factor for flag, factor in EXPECTED_SPEEDUP.get(precision, ()) if flag in cpu.flags), 1.0)
