@@ -7,6 +7,8 @@ as one without bf16, so the refusal and `auto`'s fallback are tested everywhere.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from runtime.files.parquet_io import METADATA_KEY
 from runtime.model.openvino_backend import openvino_version
 from runtime.model.precision import HIDE_BF16_ENV, cache_dir, host_cpu
 from runtime.model.scorer import Scorer
-from tests.conftest import assert_clean_error, export_model, score, write
+from tests.conftest import ROOT, assert_clean_error, export_model, score, write
 
 TEXTS = ["I love it", "terrible, cold food", "meh", "the plot is thin but the cast is great", ""] * 4
 
@@ -144,3 +146,14 @@ def test_resume_rescores_when_the_precision_changes(int8_model, tmp_path):
     assert "already done" in score(int8_model, src, out, "--resume").stdout
     assert "already done" not in score(int8_model, src, out, "--resume", "--precision", "int8").stdout
     assert footer(out)["precision"] == "int8"
+
+
+def test_verify_says_what_this_host_runs(models, monkeypatch):
+    monkeypatch.setenv(HIDE_BF16_ENV, "1")
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime.verify", str(models["distilbert"][1])], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[-1]
+    assert line.startswith("precisions on this host (") and ": fp32;" in line, line
+    assert "bf16 needs avx512_bf16 or amx_bf16" in line and "int8 needs the --quantize int8 export" in line
