@@ -1,8 +1,9 @@
-"""Side-by-side throughput: the PyTorch pipeline, optimum's ORT model, and this project, in one run.
+"""Side-by-side throughput: the PyTorch pipeline, optimum's ORT model, and this project per precision, in one run.
 
 Every figure is read as a ratio within the run (these hosts are shared and their CPUs differ), beside the
-machine's fp32 MatMul peak measured by ONNX Runtime in the same run.
-Usage: python -m benchmarks.throughput [--rows N] [--models distilbert-base roberta-base demo] [--out DIR]
+machine's MatMul peak of each precision measured in the same run (benchmarks/machine.py). bf16 rows (the
+pipeline under bf16 autocast, this project with --precision bf16) run where the CPU has native bf16.
+Usage: python -m benchmarks.throughput [--rows N] [--models distilbert-base roberta-base demo] [--skip CONFIG...]
 """
 
 from __future__ import annotations
@@ -28,17 +29,25 @@ import pyarrow.parquet as pq
 from tests.support.corpus import benchmark_texts
 from benchmarks.report import write_report
 from tests.support.processes import measured_run
-from benchmarks.machine import cpu_flags, matmul_peak_gflops
+from benchmarks.machine import cpu_flags, precision_peaks
 from export.first_token import FIRST_TOKEN_LAST_LAYER
 from runtime.text.batching import plan_batches
 from runtime.model.model_dir import package_versions, read_manifest
+from runtime.model.openvino_backend import openvino_version
+from runtime.model.precision import host_cpu
 from runtime.scoring.scorer import Scorer
 from runtime.model.session import default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MODELS = ROOT / "models" / "bench"
 BASELINE = "pipeline_bs32"
-VERSIONED = ("torch", "transformers", "optimum-onnx", "onnxruntime", "tokenizers", "numpy", "pyarrow", "ray")
+VERSIONED = ("torch", "transformers", "optimum-onnx", "onnxruntime", "openvino", "tokenizers", "numpy", "pyarrow", "ray")
+BF16 = host_cpu().bf16 and openvino_version() is not None  # bf16 rows only where the CPU computes bf16 natively
+
+
+def precision_of(config: str) -> str:
+    """Which peak a configuration is measured against: the arithmetic its MatMuls run in."""
+    return next((p for p in ("bf16", "int8") if p in config), "fp32")
 
 
 class PeakRss:
@@ -154,14 +163,25 @@ def batch_plans(lengths: np.ndarray) -> dict[str, list[np.ndarray]]:
     in_order = [np.arange(start, min(start + 32, len(lengths))) for start in range(0, len(lengths), 32)]
     sorted_plan = plan_batches(lengths)
     plans = {"pipeline_bs1": [np.array([i]) for i in range(len(lengths))], BASELINE: in_order, "optimum_ort_bs32": in_order}
-    plans.update({config: sorted_plan for config in ("scorer_fp32", "scorer_int8", "cli_fp32", "cli_int8")})
+    plans[f"{BASELINE}_autocast_bf16"] = in_order
+    plans.update({f"{how}_{p}": sorted_plan for how in ("scorer", "cli") for p in ("fp32", "int8", "bf16")})
     return plans
 
 
 def bench_model(
-    name: str, checkpoint: Path, model_dirs: dict[str, Path], texts: list[str], bs1_rows: int, scratch: Path, threads: int
+    name: str,
+    checkpoint: Path,
+    model_dirs: dict[str, Path],
+    texts: list[str],
+    bs1_rows: int,
+    scratch: Path,
+    threads: int,
+    skip: set[str],
 ) -> dict:
-    """Every configuration on the same texts, one after another in this process; model_dirs maps fp32/int8."""
+    """Every configuration on the same texts, one after another in this process; model_dirs maps fp32/int8.
+
+    bf16 scores the fp32 model dir with --precision bf16 (OpenVINO), where the host has bf16.
+    """
     import torch
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -170,7 +190,10 @@ def bench_model(
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     tokenizer.model_input_names = ["input_ids", "attention_mask"]  # DistilBERT takes no token_type_ids
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-    scorers = {variant: Scorer(model_dir, threads=threads) for variant, model_dir in model_dirs.items()}
+    precisions = {**{variant: (model_dir, None) for variant, model_dir in model_dirs.items()}}
+    if BF16:
+        precisions["bf16"] = (model_dirs["fp32"], "bf16")
+    scorers = {p: Scorer(model_dir, threads=threads, precision=how) for p, (model_dir, how) in precisions.items()}
     token_counts = scorers["fp32"].preprocess(texts).lengths
     flops_per_text = model_flops(model, token_counts) / len(texts)
     plans = batch_plans(token_counts)
@@ -181,32 +204,40 @@ def bench_model(
     def in_process(rows: int, run: Callable[[list[str]], object]) -> tuple[int, Callable[[], tuple]]:
         return rows, lambda: timed(lambda: run(texts[:rows]))
 
-    def command(config: str, model_dir: Path, engine: str) -> tuple[int, Callable[[], tuple]]:
+    def command(config: str, model_dir: Path, engine: str, *extra: str) -> tuple[int, Callable[[], tuple]]:
         out = scratch / f"{name}-{config}.parquet"
         argv = [sys.executable, "-m", "runtime.score", str(src), str(out), "--model", str(model_dir), "--engine", engine]
-        return len(texts), lambda: timed_command(argv)
+        return len(texts), lambda: timed_command([*argv, *extra])
+
+    def autocast_bf16(t: list[str]) -> object:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return classify(t, batch_size=32)
 
     classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's tracer warnings
-        ort_model = ORTModelForSequenceClassification.from_pretrained(  # optimum's own plain export, as users run it
-            checkpoint, export=True, session_options=scorers["fp32"].session.get_session_options()
-        )
-    ort_classify = pipeline("text-classification", model=ort_model, tokenizer=tokenizer, device=-1)
     runs = {
         "pipeline_bs1": in_process(bs1_rows, lambda t: classify(t, batch_size=1)),
         BASELINE: in_process(len(texts), lambda t: classify(t, batch_size=32)),
-        "optimum_ort_bs32": in_process(len(texts), lambda t: ort_classify(t, batch_size=32)),
+        **({f"{BASELINE}_autocast_bf16": in_process(len(texts), autocast_bf16)} if BF16 else {}),
     }
+    if "optimum_ort_bs32" not in skip:  # its export alone takes a minute
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's tracer warnings
+            ort_model = ORTModelForSequenceClassification.from_pretrained(  # optimum's own plain export, as users run it
+                checkpoint, export=True, session_options=scorers["fp32"].session.get_session_options()
+            )
+        ort_classify = pipeline("text-classification", model=ort_model, tokenizer=tokenizer, device=-1)
+        runs["optimum_ort_bs32"] = in_process(len(texts), lambda t: ort_classify(t, batch_size=32))
     for variant, scorer in scorers.items():
         scorer.score(texts[:32])  # warm the session's memory arena, as a long run would be
         runs[f"scorer_{variant}"] = in_process(len(texts), scorer.score)
-    for variant, model_dir in model_dirs.items():
-        runs[f"cli_{variant}"] = command(f"cli_{variant}", model_dir, "local")
+    for variant, (model_dir, how) in precisions.items():
+        runs[f"cli_{variant}"] = command(f"cli_{variant}", model_dir, "local", *(("--precision", how) if how else ()))
     runs["cli_ray_fp32"] = command("cli_ray_fp32", model_dirs["fp32"], "ray")
 
     results = {}
     for config, (rows, run) in runs.items():
+        if config in skip:
+            continue
         seconds, peak_mb, steady_rate = run()
         rate = rows / seconds
         results[config] = {
@@ -238,7 +269,8 @@ def bench_model(
             variant: round(
                 results[f"scorer_{variant}"]["sentences_per_s"] / results[f"cli_{variant}"]["sentences_per_s_after_model_load"] - 1, 3
             )
-            for variant in model_dirs
+            for variant in precisions
+            if f"cli_{variant}" in results
         },
         "configs": results,
     }
@@ -291,7 +323,8 @@ def plot(report: dict, path: Path) -> None:
         axis.axhline(1.0, color="black", linewidth=0.8)
         axis.set_title(f"{name}: sentences/s vs pipeline at batch 32")
         axis.tick_params(axis="x", rotation=40, labelsize=8)
-    fig.suptitle(f"{report['machine']['cpu']}, {report['machine']['cores']} threads; MatMul peak {report['matmul_peak_gflops']:.0f} GFLOP/s")
+    fig.suptitle(f"{report['machine']['cpu']}, {report['machine']['cores']} threads; "
+                 + "; MatMul peaks " + ", ".join(f"{p} {m['peak']:.0f}" for p, m in report["matmul_peaks"].items()))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -305,20 +338,22 @@ def main(argv: list[str] | None = None) -> int:
         choices=["distilbert-base", "roberta-base", "demo"],
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--skip", nargs="*", default=[], help="configurations to leave out, e.g. cli_ray_fp32 pipeline_bs1")
     args = parser.parse_args(argv)
     threads = default_threads()
     base = benchmark_texts()
     # Each repeat gets trailing spaces: the same tokens and the same work, but no exact repeats, so the Scorer's
     # per-window dedup cannot skip them (the pipeline has no dedup; benchmarks/dedup.py measures it on its own).
     texts = [base[i % len(base)] + " " * (i // len(base)) for i in range(args.rows)]
-    peak, peak_by_shape = matmul_peak_gflops(threads)
-    print(f"fp32 MatMul peak (ONNX Runtime, {threads} threads): {peak:.0f} GFLOP/s {peak_by_shape}", flush=True)
+    peaks = precision_peaks(threads, ["fp32", "int8", *(["bf16"] if BF16 else [])])
+    for precision, measured in peaks.items():
+        print(f"{precision} MatMul peak ({measured['by']}, {threads} threads): {measured['peak']:.0f} G(FL)OP/s", flush=True)
     report = {
         "machine": {"cpu": cpu_flags()["model"], "flags": cpu_flags()["flags"], "cores": threads},
         "threads": {"onnxruntime_intra_op": threads, "onnxruntime_inter_op": 1, "allow_spinning": True, "torch": threads},
         "versions": package_versions(VERSIONED),
-        "matmul_peak_gflops": round(peak, 1),
-        "matmul_gflops_by_shape_mkn": peak_by_shape,
+        "matmul_peak_gflops": peaks["fp32"]["peak"],
+        "matmul_peaks": peaks,
         "texts": "sst2-dev" if len(set(base)) == 872 else "generated",
         "models": {},
     }
@@ -329,9 +364,11 @@ def main(argv: list[str] | None = None) -> int:
                 print("  demo: skipped (run `make demo` first to build models/demo)")
                 continue
             checkpoint, dirs, int8 = model_dirs_for(name, texts)
-            result = bench_model(name, checkpoint, dirs, texts, args.bs1_rows, Path(scratch), threads)
+            result = bench_model(name, checkpoint, dirs, texts, args.bs1_rows, Path(scratch), threads, set(args.skip))
             result["int8"] = int8
-            for entry in result["configs"].values():
+            for config, entry in result["configs"].items():
+                peak = peaks[precision_of(config)]["peak"]
+                entry["peak_precision"] = precision_of(config)
                 entry["fraction_of_matmul_peak"] = round(entry["model_gflops"] / peak, 3)
                 if "executed_gflops" in entry:
                     entry["executed_fraction_of_matmul_peak"] = round(entry["executed_gflops"] / peak, 3)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.model.activations import FUNCTIONS_TO_APPLY
+from runtime.model.precision import PRECISION_CHOICES
 from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS
 from runtime.text.chunking import CHUNK_AGGREGATES, DEFAULT_MAX_CHUNKS, LONG_TEXT_MODES
 from runtime.cli import EXIT_INTERRUPTED, EXIT_RETRY, OneLineParser, exit_code
@@ -104,6 +105,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive_int,
         default=DEFAULT_MAX_CHUNKS,
         help=f"windows per text at most; the rest is dropped and counted as truncated (default {DEFAULT_MAX_CHUNKS})",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default=None,
+        help="fp32 (default; int8 for a --quantize int8 export), bf16 (OpenVINO, CPUs with avx512_bf16 or amx_bf16), "
+        "int8 (the --quantize int8 export) or auto (the fastest this host runs that agrees with fp32)",
     )
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_ROWS, help="max rows per batch")
@@ -192,6 +200,8 @@ def summary_record(
         "model_dir": str(job.model_dir),
         "model_cached": model_cached,
         "model_identity": scorer.manifest.identity,
+        "precision": scorer.chosen_precision.record(),
+        "precision_note": scorer.chosen_precision.note,
         "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": scorer.manifest.versions},
         "engine": job.engine,
         "input": str(job.source),
@@ -218,10 +228,14 @@ def summary(record: dict[str, Any], tree: bool) -> str:
         if orphans
         else ""
     )
+    agreement = record["precision"]["agreement"]
+    agreed = f", agreement {agreement['label_agreement']:.1%}" if agreement else ""
+    faster = f"; {record['precision_note']}" if record["precision_note"] else ""
     return (
         f"scored {record['rows']} rows{files} ({record['null_rows']} null, {record['truncated_rows']} truncated"
         f"{chunked}{repeats}) in {record['seconds']:.1f} s ({record['load_seconds']:.1f} s model load), "
-        f"{record['rows_per_second']:,.0f} rows/s; model {record['model']} (identity {record['model_identity'][:12]}"
+        f"{record['rows_per_second']:,.0f} rows/s in {record['precision']['precision']}{agreed}{faster}; "
+        f"model {record['model']} (identity {record['model_identity'][:12]}"
         f"{cached}); wrote {record['output']}{stale}"
     )
 

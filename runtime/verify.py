@@ -2,7 +2,8 @@
 
 It checks the manifest's identity and every file of it (graph and tokenizer), then tokenizes and scores the
 probe texts stored at export time and compares the token ids (by digest: another `tokenizers` version may
-read the same tokenizer.json differently) and the answers with the ones recorded there.
+read the same tokenizer.json differently) and the answers with the ones recorded there, and says which
+precisions this host runs natively.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import numpy as np
 
 from runtime.cli import OneLineParser, exit_code
 from runtime.errors import ModelError, ScorerError
+from runtime.model.cache import local_model_dir
+from runtime.model.model_dir import read_manifest
+from runtime.model.precision import host_capabilities
 from runtime.scoring.scorer import Scorer
 
 VERIFY_ATOL = 1e-4
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exit_code(exc)
     print(f"ok: {args.model_dir} matches its manifest; probe outputs within {difference:.1e} of export time")
+    print(host_capabilities(read_manifest(local_model_dir(args.model_dir), verify_sha256=False)))
     return 0
 
 

@@ -68,6 +68,7 @@ def model_record(scorer: Scorer, options: OutputOptions) -> dict[str, Any]:
         "labels": manifest.labels,
         "activation": scorer.function_to_apply,
         "quantization": manifest.quantization,
+        "precision_used": scorer.chosen_precision.record(),  # the arithmetic, its agreement and the CPU flags
         **options.record(),
         "long_text_policy": scorer.long_text.as_record(),  # with the model's default stride filled in
         "versions": {"runtime": package_versions(RUNTIME_PACKAGES), "export": manifest.versions},

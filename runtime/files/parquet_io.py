@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from runtime.errors import ConfigurationError, DataError, StorageError, first_line
 from runtime.model.activations import FunctionToApply
+from runtime.model.precision import PrecisionChoice
 from runtime.scoring.scorer import Scores
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.files.storage import Location, atomic_output, temp_name
@@ -46,6 +47,7 @@ class OutputOptions:
     chunk_stride: int | None = None  # None: the model's default (a quarter of a window)
     chunk_aggregate: ChunkAggregate = "mean"
     max_chunks: int = DEFAULT_MAX_CHUNKS
+    precision: PrecisionChoice | None = None  # None: the graph's own (fp32, or int8 for a --quantize int8 export)
     output_prefix: str = ""  # before every output column's name, for inputs that have a `label` of their own
 
     def output_columns(self) -> list[str]:
@@ -64,6 +66,7 @@ class OutputOptions:
             "chunk_stride": self.chunk_stride,
             "chunk_aggregate": self.chunk_aggregate,
             "max_chunks": self.max_chunks,
+            "precision": self.precision,
         }
 
 

@@ -16,6 +16,8 @@ from runtime.text.batching import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKE
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText, LongTextPolicy, aggregate_windows
 from runtime.errors import ConfigurationError
 from runtime.model.model_dir import TOKENIZER_FILE
+from runtime.model.precision import MIN_AGREEMENT, PrecisionChoice
+from runtime.scoring.precision_gate import choose_precision
 from runtime.model.session import OnnxModel
 from runtime.text.tokenization import Encoded, TextEncoder, right_pad
 
@@ -103,6 +105,8 @@ class Scorer(OnnxModel):
     `top_k` sets the answers' shape as the pipeline's constructor argument does (a call's `top_k` overrides it).
     `long_text="chunk"` scores texts past the max length as windows overlapping by `chunk_stride` tokens
     (default: a quarter of a window), aggregated by `chunk_aggregate` (mean or max), at most `max_chunks` each.
+    `precision` (fp32, bf16, int8 or auto; default: the graph's own) scores only once it agrees with fp32 on at
+    least `min_agreement` of the probes plus `agreement_texts` (runtime/model/precision.py).
 
     >>> Scorer("models/demo")(["I love it"])
     [{'label': 'POSITIVE', 'score': 0.99...}]
@@ -123,6 +127,9 @@ class Scorer(OnnxModel):
         chunk_aggregate: ChunkAggregate = "mean",
         max_chunks: int = DEFAULT_MAX_CHUNKS,
         top_k: int | None | object = LEGACY_TOP_K,
+        precision: PrecisionChoice | None = None,
+        agreement_texts: Sequence[str] = (),
+        min_agreement: float = MIN_AGREEMENT,
     ) -> None:
         super().__init__(model_dir, threads=threads, verify_sha256=verify_sha256)
         self.top_k = top_k
@@ -135,6 +142,9 @@ class Scorer(OnnxModel):
             self.encoder.window_tokens
         )
         self.encoder.use_windows(self.long_text.stride, self.long_text.max_chunks)
+        self.chosen_precision = choose_precision(
+            self, precision, [*self.manifest.probes, *agreement_texts], min_agreement, self.model_probabilities
+        )
 
     def __call__(
         self,
@@ -237,8 +247,10 @@ class Scorer(OnnxModel):
             encoded = self.preprocess([texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows])
             window_logits = np.empty((len(encoded.ids), len(self.labels)), dtype=np.float32)
             last_window = np.r_[encoded.rows[1:] != encoded.rows[:-1], True]
-            for batch in plan_batches(encoded.lengths, batch_rows or self.max_batch_rows, self.max_batch_tokens):
-                window_logits[batch] = self._forward(encoded, batch)
+            batches = plan_batches(encoded.lengths, batch_rows or self.max_batch_rows, self.max_batch_tokens)
+            feeds = (self.feed(encoded, batch) for batch in batches)  # padded lazily, while earlier batches run
+            for batch, batch_logits in zip(batches, self.backend.run_all(feeds)):
+                window_logits[batch] = batch_logits
                 if on_rows is not None:
                     on_rows(int(repeats[group[encoded.rows[batch[last_window[batch]]]]].sum()))
             logits[group], probabilities[group] = self.postprocess(window_logits, encoded.rows, len(group), function)
@@ -264,16 +276,21 @@ class Scorer(OnnxModel):
         group_of_row = (np.cumsum(sizes) - sizes) // GROUP_CHARS
         return [np.flatnonzero(group_of_row == group) for group in np.unique(group_of_row)]
 
+    def model_probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities under the model's own activation, whatever `function_to_apply` the caller chose."""
+        return activate(self.score(texts).logits, self.manifest.activation)
+
     def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         return self.encoder.encode(texts, pairs)
 
-    def _forward(self, encoded: Encoded, batch: np.ndarray) -> np.ndarray:
+    def feed(self, encoded: Encoded, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """One batch's padded model inputs."""
         length = int(encoded.lengths[batch].max())
         input_ids, attention_mask = self.encoder.pad([encoded.ids[i] for i in batch], length)
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self.input_names:  # from the tokenizer: the second segment of a pair gets 1
             feed["token_type_ids"] = right_pad([encoded.type_ids[i] for i in batch], length, 0)
-        return self.run(feed)
+        return feed
 
     def postprocess(
         self, window_logits: np.ndarray, rows: np.ndarray, n_rows: int, function: FunctionToApply
