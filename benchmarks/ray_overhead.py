@@ -27,12 +27,13 @@ from runtime.model.model_dir import package_versions
 from runtime.model.session import default_threads
 
 ENGINES = ("local", "ray")
-GOAL = 0.85  # Ray's steady rate as a share of the local engine's
+GOAL = 0.85  # Ray's rows/s as a share of the local engine's, start included, on the big input
 
 
 def write_input(path: Path, rows: int) -> Path:
+    """Distinct rows (the corpus's sentences, each with its row number): repeats would measure the dedup cache."""
     texts = benchmark_texts()
-    table = pa.table({"id": np.arange(rows), "text": [texts[i % len(texts)] for i in range(rows)]})
+    table = pa.table({"id": np.arange(rows), "text": [f"{texts[i % len(texts)]} ({i})" for i in range(rows)]})
     pq.write_table(table, path, row_group_size=10_000)
     return path
 
@@ -69,12 +70,14 @@ def main() -> None:
         for engine in ENGINES
     }
     ratio = engines["ray"]["steady_rows_per_s"] / engines["local"]["steady_rows_per_s"]
+    whole = walls["local"][args.rows] / walls["ray"][args.rows]  # rows/s with the start included, Ray over local
     report = {
         "rows": args.rows,
         "small_rows": args.small_rows,
         "model": str(args.model),
         "engines": engines,
         "ray_steady_share_of_local": round(ratio, 3),
+        "ray_share_of_local_start_included": round(whole, 3),
         "goal": GOAL,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": default_threads(), **cpu_flags()},
         "load_average_1m_after": round(os.getloadavg()[0], 2),  # other jobs on the host: above the cores, noisy
@@ -83,7 +86,7 @@ def main() -> None:
     write_report(report, args.out / "ray_overhead.json")
     for engine, numbers in engines.items():
         print(f"{engine}: fixed {numbers['fixed_s']} s, steady {numbers['steady_rows_per_s']:,.0f} rows/s")
-    print(f"ray steady rate = {ratio:.0%} of local (goal {GOAL:.0%})")
+    print(f"ray steady rate = {ratio:.0%} of local; with the start included, {whole:.0%} (goal {GOAL:.0%})")
 
 
 if __name__ == "__main__":
