@@ -9,6 +9,7 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_ENDPOINT_U
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,12 +20,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from runtime.errors import ConfigurationError, StorageError, first_line
+from runtime.errors import ConfigurationError, ScorerError, StorageError, first_line
 from runtime.model.cache import URI_SCHEME
 
 TEMP_MARKER = ".tmp-"
 PARQUET_SUFFIX = ".parquet"
 HIDDEN_PREFIXES = (".", "_")
+NOT_A_PATH = {errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}  # no retry cures these
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,15 @@ def write_failure(out: Location, exc: BaseException) -> StorageError:
     return StorageError(f"could not write {out} ({first_line(exc)}); {out} was left as it was")
 
 
+def unwritable(out: Location, exc: BaseException) -> ScorerError:
+    """A path that can never be written (a parent that is a file, say) is the user's to fix; a store that fails
+    (permission, disk full, no answer) may pass."""
+    message = f"cannot write {out} ({first_line(exc)})"
+    if isinstance(exc, OSError) and exc.errno in NOT_A_PATH:
+        return ConfigurationError(f"{message}; choose another path")
+    return StorageError(message)
+
+
 def check_writable(out: Location) -> None:
     """Create and remove a hidden file beside OUT, so that a path that cannot be written fails before the work."""
     probe = out.sibling(temp_name(out.name))
@@ -198,7 +209,7 @@ def check_writable(out: Location) -> None:
         with out.filesystem.open_output_stream(probe.path):
             pass
     except (OSError, pa.ArrowException) as exc:
-        raise StorageError(f"cannot write {out} ({first_line(exc)}); choose a writable path") from None
+        raise unwritable(out, exc) from None
     finally:
         discard(probe)
 

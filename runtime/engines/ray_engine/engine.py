@@ -20,7 +20,7 @@ from runtime.engines.ray_engine.capture import captured_stderr
 from runtime.engines.ray_engine.cluster import ray_cluster
 from runtime.engines.ray_engine.failures import as_scorer_error
 from runtime.engines.ray_engine.plan import Publication, plan_units, pool_plan
-from runtime.engines.ray_engine.pool import ActorPool, Call
+from runtime.engines.ray_engine.pool import ACTOR_OPTIONS, ActorPool, Call
 from runtime.engines.ray_engine.publish import remove_staging, staging_for
 from runtime.engines.ray_engine.worker import ScoringActor
 from runtime.files.storage import URI_SCHEME, Location
@@ -59,7 +59,7 @@ def score_on_cluster(
     actor_class = ray.remote(
         num_cpus=reserve,
         scheduling_strategy="SPREAD",  # one node's loss takes as few actors as possible
-        **ActorPool.actor_options(),
+        **ACTOR_OPTIONS,
     )(ScoringActor)
     options = dict(
         model=job.model if URI_SCHEME.match(job.model) else str(job.model_dir.resolve()),
@@ -74,7 +74,7 @@ def score_on_cluster(
     parts = {index: [unit.part for unit in units if unit.index == index] for index in range(len(todo))}
     left = {index: len(paths) for index, paths in parts.items()}
     for unit in units:
-        pool.submit(Call("score", unit, f"rows {unit.rows or 'all'} of {unit.source}"))
+        pool.submit(Call("score", unit, unit.key))
     stats = RunStats()
     for call, record in pool.completed(while_waiting=progress.tick):
         if call.method == "publish":

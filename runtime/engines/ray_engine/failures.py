@@ -7,8 +7,7 @@ import re
 import pyarrow as pa
 
 import runtime.errors
-from runtime.engines.ray_engine.pool import CallKeptKillingActors
-from runtime.errors import DataError, ScorerError, StorageError, first_line
+from runtime.errors import ScorerError, StorageError, first_line
 
 # How a worker's error reads when a wrapper (an actor that died in __init__) carries it only as text.
 CARRIED_AS_TEXT = re.compile(rf"^{re.escape(runtime.errors.__name__)}\.(\w+): (.*)$", re.MULTILINE)
@@ -30,8 +29,6 @@ def cause_of(exc: BaseException) -> BaseException:
 
 def as_scorer_error(exc: BaseException) -> ScorerError | None:
     """What the user should read for a failure on the cluster, of the same kind as on one host; None for a bug."""
-    if isinstance(exc, CallKeptKillingActors):
-        return DataError(f"a scoring actor died on every try: {exc}; files not finished were not published")
     cause = cause_of(exc)
     if isinstance(cause, ScorerError):
         return type(cause)(str(cause))

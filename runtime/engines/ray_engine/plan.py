@@ -27,6 +27,16 @@ class Unit:
     part: Location
     rows: range | None
 
+    @property
+    def key(self) -> str:
+        """How messages name the unit."""
+        return f"rows {self.rows.start}-{self.rows.stop - 1} of {self.source}" if self.rows else f"{self.source}"
+
+    @property
+    def starts(self) -> Location:
+        """Where the pool counts the unit's starts, beside its part file."""
+        return self.part.sibling(f"{self.part.name.removesuffix('.parquet')}.starts")
+
 
 @dataclass(frozen=True)
 class Publication:

@@ -2,8 +2,10 @@
 
 As in Ray Data's actor pool, the fault-tolerance defaults live here and nowhere else: an actor that dies (killed,
 out of memory, its node lost) is restarted by Ray as often as it takes, and the call it held is retried on it once
-it is back. Ray counts those retries per call, not per actor, so a long run with many deaths never wears an actor
-out; only a call that died with its actor MAX_ATTEMPTS_PER_CALL times is given up on: that is the call's fault.
+it is back, however long that takes (a lost node's actors restart elsewhere). What Ray cannot tell is a call that
+is itself what kills its actor (a poison unit): the worker counts the times it *started* each call in a small file
+beside the call's output (`count_start`), so calls that never began (sent to an actor that was restarting) cost
+nothing, and a call started MAX_STARTS_PER_CALL times is refused with one line instead of looping until morning.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# Ray restarts a dead actor behind the same handle, always (Ray Data's default too).
-ACTOR_MAX_RESTARTS = -1
-# A call whose actor died this many times is given up on: it is what kills them (a poison unit). Ray Data retries
-# forever; a nightly job would rather fail in minutes with the unit named than loop until morning.
-MAX_ATTEMPTS_PER_CALL = 5
+import pyarrow as pa
+
+from runtime.errors import DataError
+from runtime.files.storage import Location
+
+# Ray restarts a dead actor behind the same handle, and retries the call it held on it, without limit (Ray Data's
+# defaults too).
+ACTOR_OPTIONS = {"max_restarts": -1, "max_task_retries": -1}
+MAX_STARTS_PER_CALL = 5
 WAIT_SECONDS = 0.5  # how often a caller waiting for results hears from the pool (e.g. to print progress)
 
 
@@ -30,24 +36,30 @@ class Call:
     key: str
 
 
-class CallKeptKillingActors(RuntimeError):
-    """A call died with its actor MAX_ATTEMPTS_PER_CALL times."""
+def count_start(marker: Location, key: str) -> None:
+    """Record one more start of the call `key` in MARKER; refuse it once its actors died MAX_STARTS_PER_CALL times."""
+    try:
+        with marker.filesystem.open_input_stream(marker.path) as stream:
+            starts = int(stream.read() or b"0")
+    except (FileNotFoundError, pa.ArrowException, ValueError):
+        starts = 0
+    if starts >= MAX_STARTS_PER_CALL:
+        raise DataError(
+            f"{key} was started {starts} times and its actor died each time (out of memory, or a crash on these "
+            "rows); files not finished were not published"
+        )
+    with marker.filesystem.open_output_stream(marker.path) as stream:
+        stream.write(str(starts + 1).encode())
 
 
 class ActorPool:
     """Dispatch `Call`s to idle actors, least recently used first; yield each result as it completes."""
-
 
     def __init__(self, ray: Any, actors: list[Any]) -> None:
         self.ray = ray
         self.idle: deque[Any] = deque(actors)
         self.queue: deque[Call] = deque()
         self.running: dict[Any, tuple[Any, Call]] = {}
-
-    @staticmethod
-    def actor_options() -> dict[str, int]:
-        """The options every pool actor is created with (`ray.remote(**ActorPool.actor_options(), ...)`)."""
-        return {"max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": MAX_ATTEMPTS_PER_CALL - 1}
 
     def submit(self, call: Call) -> None:
         self.queue.append(call)
@@ -66,11 +78,7 @@ class ActorPool:
             [ready] = finished
             actor, call = self.running.pop(ready)
             self.idle.append(actor)  # to the back: the least recently used actor gets the next call
-            try:
-                result = self.ray.get(ready)
-            except self.ray.exceptions.RayActorError as exc:  # Ray's retries of this call are used up
-                raise CallKeptKillingActors(f"{call.key} died with its actor {MAX_ATTEMPTS_PER_CALL} times") from exc
-            yield call, result
+            yield call, self.ray.get(ready)
 
     def dispatch(self) -> None:
         while self.idle and self.queue:

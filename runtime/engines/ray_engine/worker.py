@@ -9,6 +9,7 @@ from runtime.files.parquet_io import OutputOptions
 from runtime.engines.file_scoring import score_file
 from runtime.engines.progress import Progress
 from runtime.engines.ray_engine.plan import Publication, Unit
+from runtime.engines.ray_engine.pool import count_start
 from runtime.engines.ray_engine.publish import merge_parts
 from runtime.engines.record import FileRecord
 from runtime.errors import ModelError, ScorerError
@@ -46,6 +47,7 @@ class ScoringActor:
     def score(self, unit: Unit) -> FileRecord:
         if self.error is not None:
             raise self.error
+        count_start(unit.starts, unit.key)
         source = open_input(unit.source, self.options)
         quiet = Progress(0, 0.0, stream=io.StringIO())  # the driver reports progress, unit by unit
         return score_file(self.scorer, source, unit.part, self.options, quiet, rows=unit.rows)
