@@ -83,7 +83,10 @@ def read_agreement_texts(path: Path, limit: int = MAX_AGREEMENT_TEXTS) -> list[s
 
 
 def pair_probes(max_length: int) -> list[tuple[str, str]]:
-    """Text pairs for models scored with a text_pair: each side long or short (longest-first truncation) or empty."""
+    """Text pairs for models scored with a text_pair: each side long or short (longest-first truncation) or empty.
+
+    An empty pair is scored as no pair (the pipeline drops it); a blank one (" ") is still a pair.
+    """
     long = " ".join(["terrific"] * (max_length + 40))
     short = "The plot is thin."
     return [
@@ -95,5 +98,7 @@ def pair_probes(max_length: int) -> list[tuple[str, str]]:
         ("", ""),
         ("", short),
         (short, ""),
+        (long, ""),
+        (short, " "),
         ("这部电影很好看", "Absolutely wonderful 😊👍"),
     ]

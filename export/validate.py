@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from onnxruntime import InferenceSession
-from transformers import AutoTokenizer
 
 from export.checkpoint import Checkpoint
 from export.errors import ValidationError
@@ -51,10 +50,16 @@ class ParityReport:
 
 
 def tokenized(checkpoint: Checkpoint, texts: list[str], pairs: Pairs, max_length: int, tensors: str) -> dict:
-    """The PyTorch tokenizer as the pipeline calls it: padded, truncated longest first."""
-    return checkpoint.tokenizer(
-        texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors=tensors
-    )
+    """The PyTorch tokenizer as the pipeline calls it: truncated longest first, padded per batch.
+
+    Pairs are tokenized one call per item, as the pipeline does: a single call drops an empty pair, a batched
+    call would keep it as a second `[SEP]`.
+    """
+    tokenizer = checkpoint.tokenizer
+    if pairs is None:
+        return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors=tensors)
+    items = [tokenizer(text, pair, truncation=True, max_length=max_length) for text, pair in zip(texts, pairs)]
+    return tokenizer.pad(items, return_tensors=tensors)
 
 
 def batched(texts: list[str], pairs: Pairs, batch_size: int) -> list[tuple[list[str], Pairs]]:
@@ -114,7 +119,7 @@ def check_converted_tokenizer(checkpoint: Checkpoint, probe_sets: list[tuple[lis
     """
     if not checkpoint.tokenizer_converted_from:
         return 0
-    original = AutoTokenizer.from_pretrained(checkpoint.name, use_fast=False)
+    original = checkpoint.slow_tokenizer()
     compared = 0
     for texts, pairs in probe_sets:
         # batched and untruncated: a single call drops an empty pair, and slow truncation differs by design
