@@ -52,14 +52,13 @@ class ParityReport:
 def tokenized(checkpoint: Checkpoint, texts: list[str], pairs: Pairs, max_length: int, tensors: str) -> dict:
     """The PyTorch tokenizer as the pipeline calls it: truncated longest first, padded per batch.
 
-    Pairs are tokenized one call per item, as the pipeline does: a single call drops an empty pair, a batched
-    call would keep it as a second `[SEP]`.
+    An empty pair is left out, as the pipeline's one call per item does (`[(text, pair)] if pair else [text]`);
+    a batched call with the pairs would keep it as a second `[SEP]`.
     """
-    tokenizer = checkpoint.tokenizer
-    if pairs is None:
-        return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors=tensors)
-    items = [tokenizer(text, pair, truncation=True, max_length=max_length) for text, pair in zip(texts, pairs)]
-    return tokenizer.pad(items, return_tensors=tensors)
+    items = texts if pairs is None else [(text, pair) if pair else text for text, pair in zip(texts, pairs)]
+    return checkpoint.tokenizer.batch_encode_plus(
+        items, padding=True, truncation=True, max_length=max_length, return_tensors=tensors
+    )
 
 
 def batched(texts: list[str], pairs: Pairs, batch_size: int) -> list[tuple[list[str], Pairs]]:
