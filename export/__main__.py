@@ -14,18 +14,40 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from export import DEFAULT_OPSET
+from export.destination import check_destination
 from export.errors import QuantizationError, ValidationError
 from export.source import DEFAULT_CHECKPOINT, locate_checkpoint
-from runtime.errors import InputError
+from runtime.cli import exit_code
+from runtime.errors import ConfigurationError, ScorerError
 from runtime.model.model_dir import Manifest
 
+DEFAULT_OUT = Path("models/default")
 CHATTY_LOGGERS = ("transformers", "huggingface_hub", "optimum", "torch", "onnxruntime")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="hub id or local checkpoint dir")
-    parser.add_argument("--out", type=Path, default=Path("models/default"), help="model dir to write")
+    parser.add_argument(
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        metavar="ID_OR_DIR",
+        help=f"hub id or local checkpoint dir (default: {DEFAULT_CHECKPOINT}, from the hub, or only from the local "
+        "Hugging Face cache when the hub is unreachable or HF_HUB_OFFLINE=1)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"model dir to write (default: {DEFAULT_OUT}); an existing --out is replaced only if it is a model dir "
+        "this tool wrote",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out that is not a model dir this tool wrote (never the checkpoint dir, "
+        "nor a dir inside it or around it)",
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     parser.add_argument(
         "--quantize",
@@ -105,17 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     keep_log = False
     try:
         if args.agreement_texts and not args.quantize:
-            raise InputError("--agreement-texts judges int8 agreement; add --quantize int8 or drop it")
+            raise ConfigurationError("--agreement-texts judges int8 agreement; add --quantize int8 or drop it")
         source = locate_checkpoint(args.checkpoint)  # a bad name fails here, before seconds of imports
+        check_destination(args.out, source, force=args.force)
         with library_logs(log, args.verbose):
             from export.build import build_model_dir
 
             manifest = build_model_dir(
                 source, args.out, opset=args.opset, quantize=args.quantize, agreement_file=args.agreement_texts
             )
-    except InputError as exc:
+    except ScorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except (ValidationError, QuantizationError) as exc:
         print(f"error: validation failed, nothing written to {args.out}: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from export.probes import agreement_texts, probe_texts, read_agreement_texts
 from export.quantize import quantize_until_agreement
 from export.source import CheckpointSource
 from export.validate import validate_model_outputs
+from runtime.files.storage import TEMP_MARKER, durable_exchange, temp_name
 from runtime.model.model_dir import ONNX_FILE, Activation, Manifest, package_versions
 from runtime.scoring.scorer import Scorer
 from runtime.model.session import make_session
@@ -75,13 +77,45 @@ def record_probe_outputs(manifest: Manifest, model_dir: Path) -> None:
     manifest.write(model_dir)
 
 
+def remove_path(path: Path) -> None:
+    """Remove a dir tree, a file or a symlink (not what it points to); nothing if it is gone."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_leftovers(out: Path) -> None:
+    """Remove the hidden `.OUT.tmp-PID-*` dirs beside `out` whose export process is gone (it was killed).
+
+    Each holds a half-built model or, when the kill came right after the swap, the previous model; without this
+    they would pile up unseen. Run only after a successful publish, so no old model is removed before a new one
+    is in place; a live export's staging dir (its PID still running) is left alone.
+    """
+    prefix = f".{out.name}{TEMP_MARKER}"
+    for leftover in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = leftover.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            remove_path(leftover)
+
+
 def publish(staging: Path, out: Path) -> None:
-    """Swap the finished dir into place; an existing `out` is replaced only once the new one is complete."""
-    previous = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, previous)
-    os.replace(staging, out)
-    shutil.rmtree(previous, ignore_errors=True)
+    """Swap the finished dir into place in one atomic, durable step: `out` is the old model dir or the new one at
+    any moment, a crash included. The old one, now at the staging name, is removed afterwards."""
+    durable_exchange(staging, out)
+    remove_path(staging)
+    remove_leftovers(out)
 
 
 def build_model_dir(
@@ -97,9 +131,9 @@ def build_model_dir(
     """
     own_texts = read_agreement_texts(agreement_file) if agreement_file else None  # bad input fails before export
     checkpoint = load_checkpoint(checkpoint_name)
+    out = Path(os.path.abspath(out))  # `--out .` has a name (for the staging dir) only once absolute
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = out.with_name(temp_name(out.name))
     try:
         optimizations = export(checkpoint, staging, opset=opset)
         manifest = build_manifest(checkpoint, staging)
@@ -122,5 +156,5 @@ def build_model_dir(
         record_probe_outputs(manifest, staging)
         publish(staging, out)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_path(staging)
     return manifest

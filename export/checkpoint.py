@@ -6,26 +6,36 @@ import inspect
 from dataclasses import dataclass, field
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.utils import cached_file
 
 from export.source import CheckpointSource, locate_checkpoint
-from runtime.errors import InputError
+from runtime.errors import ModelError
 from runtime.model.model_dir import TOKENIZER_FILE
 
 
 @dataclass
 class Checkpoint:
-    name: str
+    source: CheckpointSource
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
     # the slow tokenizer's files the fast one was converted from, when the checkpoint has no tokenizer.json
     tokenizer_converted_from: list[str] = field(default_factory=list)
 
     @property
+    def name(self) -> str:
+        """The checkpoint as the user named it, for messages and the manifest."""
+        return self.source.name
+
+    @property
     def forward_inputs(self) -> set[str]:
         """Inputs the model accepts: a BERT tokenizer on DistilBERT also yields token_type_ids."""
         return set(inspect.signature(self.model.forward).parameters)
+
+    def slow_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The original (slow) tokenizer, loaded from where the fast one was and under the same offline rule."""
+        where, local_only = self.source.name_or_path, self.source.local_only
+        return AutoTokenizer.from_pretrained(where, use_fast=False, local_files_only=local_only)
 
 
 def load_checkpoint(name: str | CheckpointSource) -> Checkpoint:
@@ -39,13 +49,16 @@ def load_checkpoint(name: str | CheckpointSource) -> Checkpoint:
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0]
         if source.is_local_dir:
-            raise InputError(f"cannot load checkpoint dir {source.name}: {reason}") from None
-        raise InputError(f"cannot load checkpoint {source.name!r}: {reason}") from None
+            raise ModelError(f"cannot load checkpoint dir {source.name}: {reason}") from None
+        raise ModelError(f"cannot load checkpoint {source.name!r}: {reason}") from None
     if not tokenizer.is_fast:
-        raise InputError(f"checkpoint {source.name} has no fast tokenizer; the runtime needs tokenizer.json")
+        raise ModelError(f"checkpoint {source.name} has no fast tokenizer; the runtime needs tokenizer.json")
     converted_from = slow_tokenizer_files(where, tokenizer, local_only)
     return Checkpoint(
-        name=source.name, model=model.eval(), tokenizer=tokenizer, tokenizer_converted_from=converted_from
+        source=source,
+        model=model.eval(),
+        tokenizer=tokenizer,
+        tokenizer_converted_from=converted_from,
     )
 
 

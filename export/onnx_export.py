@@ -13,7 +13,7 @@ from optimum.exporters.tasks import TasksManager
 from export import DEFAULT_OPSET
 from export.checkpoint import Checkpoint
 from export.first_token import first_token_last_layer
-from runtime.errors import InputError
+from runtime.errors import ModelError
 from runtime.model.model_dir import ONNX_FILE
 from runtime.files.parquet_io import first_line
 
@@ -39,7 +39,7 @@ def export(checkpoint: Checkpoint, out_dir: Path, opset: int = DEFAULT_OPSET, fi
                 do_validation=False,
             )
         except Exception as exc:  # the tracer's and optimum's reasons vary by architecture; keep the first line
-            raise InputError(f"cannot export {architecture}: the ONNX export failed ({first_line(exc)})") from exc
+            raise ModelError(f"cannot export {architecture}: the ONNX export failed ({first_line(exc)})") from exc
     checkpoint.tokenizer.save_pretrained(out_dir)
     onnx.checker.check_model(str(out_dir / ONNX_FILE))
     return optimizations
@@ -52,7 +52,7 @@ def check_exportable(model_type: str, architecture: str) -> None:
     except KeyError:
         tasks = {}
     if "text-classification" not in tasks:
-        raise InputError(
+        raise ModelError(
             f"cannot export {architecture}: optimum's ONNX exporter does not support model type {model_type!r} "
             "for text classification (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, DeBERTa-v2/v3, ALBERT, ELECTRA, "
             "MPNet and ModernBERT are tested)"

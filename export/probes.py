@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from runtime.errors import InputError
+from runtime.errors import DataError
 
 SEED_TEXTS = ["I'm a good person", "I think that image is NSFW", "Wow. I love it"]
 MAX_AGREEMENT_TEXTS = 10_000  # enough for a 0.1% resolution, few enough to score five times
@@ -73,17 +73,20 @@ def read_agreement_texts(path: Path, limit: int = MAX_AGREEMENT_TEXTS) -> list[s
         else:
             texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
-        raise InputError(
+        raise DataError(
             f"--agreement-texts {path}: cannot read it ({type(exc).__name__}); give a text file with one text "
             "per line or a Parquet file with a `text` column"
         ) from None
     if not texts:
-        raise InputError(f"--agreement-texts {path}: no texts in it; give at least one non-empty text")
+        raise DataError(f"--agreement-texts {path}: no texts in it; give at least one non-empty text")
     return texts[:: -(-len(texts) // limit)]
 
 
 def pair_probes(max_length: int) -> list[tuple[str, str]]:
-    """Text pairs for models scored with a text_pair: each side long or short (longest-first truncation) or empty."""
+    """Text pairs for models scored with a text_pair: each side long or short (longest-first truncation) or empty.
+
+    An empty pair is scored as no pair (the pipeline drops it); a blank one (" ") is still a pair.
+    """
     long = " ".join(["terrific"] * (max_length + 40))
     short = "The plot is thin."
     return [
@@ -95,5 +98,7 @@ def pair_probes(max_length: int) -> list[tuple[str, str]]:
         ("", ""),
         ("", short),
         (short, ""),
+        (long, ""),
+        (short, " "),
         ("这部电影很好看", "Absolutely wonderful 😊👍"),
     ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from runtime.errors import InputError
+from runtime.errors import ConfigurationError
 
 DEFAULT_CHECKPOINT = "distilbert-base-uncased-finetuned-sst-2-english"
 DEFAULT_HUB = "https://huggingface.co"
@@ -73,11 +73,11 @@ def locate_checkpoint(name: str) -> CheckpointSource:
     if path.is_dir():
         return CheckpointSource(name, str(path), is_local_dir=True, local_only=True)
     if looks_like_path(name):
-        raise InputError(f"checkpoint dir {name} does not exist (no such directory); pass a checkpoint directory")
+        raise ConfigurationError(f"checkpoint dir {name} does not exist (no such directory); pass a checkpoint directory")
     local_only = offline() or not hub_reachable()
     if local_only and not in_local_cache(name):
         why = "HF_HUB_OFFLINE is set" if offline() else "the hub is not reachable"
-        raise InputError(
+        raise ConfigurationError(
             f"cannot load checkpoint {name!r}: it is not a local directory and not in the local Hugging Face "
             f"cache, and {why}; pass a local checkpoint directory with --checkpoint DIR"
         )

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from onnxruntime import InferenceSession
-from transformers import AutoTokenizer
 
 from export.checkpoint import Checkpoint
 from export.errors import ValidationError
@@ -51,9 +50,14 @@ class ParityReport:
 
 
 def tokenized(checkpoint: Checkpoint, texts: list[str], pairs: Pairs, max_length: int, tensors: str) -> dict:
-    """The PyTorch tokenizer as the pipeline calls it: padded, truncated longest first."""
-    return checkpoint.tokenizer(
-        texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors=tensors
+    """The PyTorch tokenizer as the pipeline calls it: truncated longest first, padded per batch.
+
+    An empty pair is left out, as the pipeline's one call per item does (`[(text, pair)] if pair else [text]`);
+    a batched call with the pairs would keep it as a second `[SEP]`.
+    """
+    items = texts if pairs is None else [(text, pair) if pair else text for text, pair in zip(texts, pairs)]
+    return checkpoint.tokenizer.batch_encode_plus(
+        items, padding=True, truncation=True, max_length=max_length, return_tensors=tensors
     )
 
 
@@ -114,7 +118,7 @@ def check_converted_tokenizer(checkpoint: Checkpoint, probe_sets: list[tuple[lis
     """
     if not checkpoint.tokenizer_converted_from:
         return 0
-    original = AutoTokenizer.from_pretrained(checkpoint.name, use_fast=False)
+    original = checkpoint.slow_tokenizer()
     compared = 0
     for texts, pairs in probe_sets:
         # batched and untruncated: a single call drops an empty pair, and slow truncation differs by design

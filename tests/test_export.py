@@ -41,6 +41,30 @@ def test_broken_checkpoint_dir_leaves_no_out(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "ckpt"]
 
 
+def test_help_gives_the_defaults_of_checkpoint_and_out():
+    result = run_export("--help", env={**os.environ, "COLUMNS": "300"})  # wide: argparse breaks names at hyphens
+    assert result.returncode == 0, result.stderr
+    options = " ".join(result.stdout.split("options:", 1)[1].split())
+    checkpoint_help = options.split("--checkpoint ID_OR_DIR ", 1)[1].split(" --out ", 1)[0]
+    out_help = options.split("--out DIR ", 1)[1].split(" --force ", 1)[0]
+    assert f"(default: {SEED_CHECKPOINT}," in checkpoint_help
+    assert "(default: models/default)" in out_help
+
+
+def test_a_home_relative_checkpoint_is_loaded_offline_for_the_slow_tokenizer_check_too(models, tmp_path):
+    """`~/ckpt` as typed: the check that tokenizer.json (built from vocab.txt) matches the slow tokenizer loads the
+    slow one from the resolved dir, offline, like the rest of the export (it used to try `~/ckpt` as a hub id)."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(models["bert"][0], home / "ckpt")
+    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")}
+    result = run_export("--checkpoint", "~/ckpt", "--out", str(tmp_path / "out"), env=env)
+    assert result.returncode == 0, result.stderr
+    parity = read_manifest(tmp_path / "out").parity
+    assert parity["tokenizer_converted_from"] == ["vocab.txt"] and parity["tokenizer_ids_checked"] > 0
+
+
 def test_validation_fails_loudly_beyond_tolerance(models):
     checkpoint_dir, model_dir = models["bert"]
     checkpoint = load_checkpoint(str(checkpoint_dir))

@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 
 from runtime import Scorer
 from runtime.model.activations import sigmoid, softmax
+from runtime.model.model_dir import read_manifest
 from tests.support.cli import score, write
 from tests.support.models import export_model, make_checkpoint
 from tests.support.torch_reference import torch_logits, torch_probabilities
@@ -65,11 +66,12 @@ def test_cross_encoder_pairs_match_pytorch(cross_encoder):
 def test_token_types_come_from_the_tokenizer(models):
     """The second segment gets token type 1, as transformers' tokenizer gives; zeros would change the answers."""
     checkpoint, model_dir = models["bert"]
-    reference = AutoTokenizer.from_pretrained(checkpoint)(TEXTS, PAIRS, truncation=True)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    reference = [tokenizer(text, pair, truncation=True) for text, pair in PAIR_PROBES]  # per item, as the pipeline
     encoded = Scorer(model_dir).preprocess(TEXTS, PAIRS)
-    assert encoded.ids == reference["input_ids"]
-    assert encoded.type_ids == reference["token_type_ids"]
-    assert all(1 in types for types in encoded.type_ids)
+    assert encoded.ids == [item["input_ids"] for item in reference]
+    assert encoded.type_ids == [item["token_type_ids"] for item in reference]
+    assert all(1 in types for types, pair in zip(encoded.type_ids, PAIRS) if pair)  # "" is no pair
 
 
 def test_pipeline_input_shapes(models):
@@ -131,3 +133,38 @@ def test_cli_missing_pair_column_is_bad_input(models, tmp_path):
     result = score(model_dir, src, tmp_path / "out.parquet", "--text-pair-column", "hypothesis")
     assert_clean_error(result, "hypothesis", "--text-pair-column")
     assert not (tmp_path / "out.parquet").exists()
+
+
+EMPTY_PAIR_PROBES = [("good movie", ""), ("", ""), ("good movie", " "), ("good movie", "a dull plot")]
+
+
+def test_an_empty_pair_is_no_pair_as_in_the_pipeline(models, tmp_path):
+    """The pipeline's tokenizer drops a falsy text_pair: ("good movie", "") is scored as "good movie" alone, not as
+    `[CLS] good movie [SEP] [SEP]`; a blank pair (" ") stays a pair. Scorer and CLI give the pipeline's answers."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    checkpoint, model_dir = models["bert"]
+    classifier = pipeline("text-classification", model=str(checkpoint), device="cpu", top_k=None)
+    labels = read_manifest(model_dir).labels
+    items = [{"text": text, "text_pair": pair} for text, pair in EMPTY_PAIR_PROBES]
+    answers = [{answer["label"]: answer["score"] for answer in classifier(item)} for item in items]
+    expected = np.array([[answer[label] for label in labels] for answer in answers])
+    with torch.inference_mode():  # the second [SEP] a batched tokenizer call keeps must change the answer here
+        kept = AutoTokenizer.from_pretrained(checkpoint)(["good movie"], [""], return_tensors="pt")
+        with_sep = AutoModelForSequenceClassification.from_pretrained(checkpoint)(**kept).logits.softmax(-1)
+    assert np.abs(with_sep.numpy()[0] - expected[0]).max() > 2 * TOLERANCE
+
+    texts, pairs = map(list, zip(*EMPTY_PAIR_PROBES))
+    assert np.abs(Scorer(model_dir).score(texts, pairs).probabilities - expected).max() <= TOLERANCE
+    top = [max(answer.items(), key=lambda entry: entry[1]) for answer in answers]
+    scored = Scorer(model_dir)(items)
+    assert [answer["label"] for answer in scored] == [label for label, _ in top]
+    assert [answer["score"] for answer in scored] == pytest.approx([score for _, score in top], abs=TOLERANCE)
+
+    src = write(tmp_path / "in.parquet", pa.table({"text": texts, "pair": pairs}))
+    result = score(model_dir, src, tmp_path / "out.parquet", "--text-pair-column", "pair")
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert np.abs(np.array(table.column("probabilities").to_pylist()) - expected).max() <= TOLERANCE
+    assert table.column("label").to_pylist() == [label for label, _ in top]

@@ -65,11 +65,16 @@ class TextEncoder:
         self.char_budget = (kept_tokens + 1) * CHARS_PER_TOKEN
 
     def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Encoded:
-        """Encode texts, or (text, pair) items whose token types come from the tokenizer's pair template."""
+        """Encode texts, or (text, pair) items whose token types come from the tokenizer's pair template.
+
+        An empty pair is no pair, as in the pipeline: transformers' tokenizer drops a falsy `text_pair` (`""`
+        would otherwise add a second separator and change the answer).
+        """
         if pairs is None:
             encodings = [self.encode_long(text, encoding) for text, encoding in zip(texts, self.encode_cut(texts))]
         else:
-            encodings = self.tokenizer.encode_batch(list(zip(texts, pairs)), add_special_tokens=True)
+            items = [(text, pair) if pair else text for text, pair in zip(texts, pairs)]
+            encodings = self.tokenizer.encode_batch(items, add_special_tokens=True)
         windows = [[encoding, *encoding.overflowing[: self.max_windows - 1]] for encoding in encodings]
         chunks = np.fromiter((len(row) for row in windows), dtype=np.int32, count=len(windows))
         truncated = np.fromiter(

@@ -10,18 +10,16 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 
 def torch_logits(checkpoint: Path, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
-    """The pipeline's forward pass: `tokenizer(texts, pairs, padding=True, truncation=True)`, then the model."""
+    """The pipeline's forward pass: each text (or pair) tokenized alone with truncation, padded per batch, then
+    the model. One call per item as the pipeline makes it: a single call drops an empty pair, a batched one not."""
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
     accepted = set(model.forward.__code__.co_varnames)
+    items = [tokenizer(text, None if pairs is None else pairs[i], truncation=True) for i, text in enumerate(texts)]
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            window = slice(start, start + batch_size)
-            inputs = tokenizer(
-                texts[window], None if pairs is None else pairs[window], padding=True, truncation=True,
-                return_tensors="pt",
-            )
+            inputs = tokenizer.pad(items[start : start + batch_size], return_tensors="pt")
             chunks.append(model(**{k: v for k, v in inputs.items() if k in accepted}).logits.float().numpy())
     return np.concatenate(chunks)
 
