@@ -13,9 +13,8 @@ from optimum.exporters.tasks import TasksManager
 from export import DEFAULT_OPSET
 from export.checkpoint import Checkpoint
 from export.first_token import first_token_last_layer
-from runtime.errors import ModelError
+from runtime.errors import ModelError, first_line
 from runtime.model.model_dir import ONNX_FILE
-from runtime.files.parquet_io import first_line
 
 
 
