@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from runtime.errors import DataError
-from runtime.files.storage import Location
+from runtime.files.storage import Location, make_parents
 
 # Ray restarts a dead actor behind the same handle, and retries the call it held on it, without limit (Ray Data's
 # defaults too).
@@ -48,6 +48,7 @@ def count_start(marker: Location, key: str) -> None:
             f"{key} was started {starts} times and its actor died each time (out of memory, or a crash on these "
             "rows); files not finished were not published"
         )
+    make_parents(marker)
     with marker.filesystem.open_output_stream(marker.path) as stream:
         stream.write(str(starts + 1).encode())
 
