@@ -17,7 +17,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from export.probes import pair_probes, probe_texts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VOCAB_SIZE = 800
 MAX_LENGTH = 128
 LABELS = ["negative", "neutral", "positive"]
