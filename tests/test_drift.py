@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runtime.engines.record import RowCounts
+from runtime.files.parquet_io import METADATA_KEY
 from runtime.scoring.distribution import SCORE_BINS, Distribution
 from runtime.scoring.drift import PSI_EPSILON, compare
 from runtime.scoring.scorer import Scores
@@ -118,3 +119,132 @@ def test_the_same_night_twice_is_no_drift() -> None:
     drift = compare(same, same, "night1.json", threshold=0.2)
     assert drift.score_psi == 0 and drift.label_psi == 0 and drift.warning() is None
     assert drift.label_share_change_points == {"NEGATIVE": 0.0, "POSITIVE": 0.0}
+
+
+def texts_table(count: int = 40) -> pa.Table:
+    texts = [
+        None if i % 10 == 3 else f"review {i}: the film was {'great' if i % 3 else 'dull and long'}"
+        for i in range(count)
+    ]
+    return pa.table({"id": range(count), "text": texts})
+
+
+@pytest.fixture(scope="module")
+def first_night(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """(input, output, summary) of a run with --summary-json: the baseline of the other runs."""
+    base = tmp_path_factory.mktemp("night1")
+    src = write(base / "in.parquet", texts_table())
+    result = score(model_dir, src, base / "out.parquet", "--summary-json", str(base / "summary.json"))
+    assert result.returncode == 0, result.stderr
+    return src, base / "out.parquet", json.loads((base / "summary.json").read_text())
+
+
+def test_the_summary_carries_the_distribution_of_the_output(first_night: tuple[Path, Path, dict]) -> None:
+    _, out, summary = first_night
+    labels = pq.read_table(out).column("label").to_pylist()
+    scored = [label for label in labels if label is not None]
+    distribution = summary["distribution"]
+    assert distribution["scored_rows"] == len(scored) == summary["rows"] - summary["null_rows"] == 36
+    assert distribution["label_rows"] == {label: scored.count(label) for label in distribution["labels"]}
+    assert sum(distribution["score_histogram"]) == len(scored)
+    footer = json.loads(pq.read_metadata(out).metadata[METADATA_KEY])  # each file's footer carries its own
+    assert footer["distribution"]["label_rows"] == distribution["label_rows"]
+
+
+def test_raw_logits_get_null_histograms_with_a_reason(model_dir: Path, first_night: tuple, tmp_path: Path) -> None:
+    src, _, _ = first_night
+    result = score(
+        model_dir,
+        src,
+        tmp_path / "out.parquet",
+        "--function-to-apply",
+        "none",
+        "--summary-json",
+        str(tmp_path / "s.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    distribution = json.loads((tmp_path / "s.json").read_text())["distribution"]
+    assert distribution["score_histogram"] is None and "logits" in distribution["histogram_note"]
+    assert distribution["scored_rows"] == 36
+
+
+def test_baseline_of_the_same_night_is_no_drift(model_dir: Path, first_night: tuple, tmp_path: Path) -> None:
+    src, _, _ = first_night
+    baseline = Path(first_night[1]).parent / "summary.json"
+    result = score(
+        model_dir,
+        src,
+        tmp_path / "out.parquet",
+        "--baseline",
+        str(baseline),
+        "--summary-json",
+        str(tmp_path / "s.json"),
+    )
+    assert result.returncode == 0 and "warning:" not in result.stderr, result.stderr
+    drift = json.loads((tmp_path / "s.json").read_text())["drift"]
+    assert drift["score_psi"] == 0 and drift["label_psi"] == 0 and drift["shifted"] == []
+    assert drift["baseline"] == str(baseline) and drift["psi_threshold"] == 0.2
+
+
+def test_a_shifted_baseline_is_one_warning_line_and_exit_0(model_dir: Path, first_night: tuple, tmp_path: Path) -> None:
+    """A baseline whose top scores all sat in another bin than tonight's: the score PSI passes 0.2."""
+    src, _, summary = first_night
+    distribution = summary["distribution"]
+    tonight = distribution["score_histogram"]
+    empty = min(range(SCORE_BINS), key=lambda bin_: tonight[bin_])
+    shifted = {label: [0] * SCORE_BINS for label in distribution["labels"]}
+    for label, rows in distribution["label_rows"].items():
+        shifted[label][empty] = rows
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({**summary, "distribution": {**distribution, "score_histogram_by_label": shifted}}))
+    result = score(
+        model_dir,
+        src,
+        tmp_path / "out.parquet",
+        "--baseline",
+        str(baseline),
+        "--summary-json",
+        str(tmp_path / "s.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "score_psi" in warnings[0] and str(baseline) in warnings[0], result.stderr
+    drift = json.loads((tmp_path / "s.json").read_text())["drift"]
+    assert drift["score_psi"] > 0.2 and drift["label_psi"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("not json at all", "not JSON"),
+        (json.dumps({"status": "failed", "exit_code": 2}), "failed run"),
+        (json.dumps({"status": "ok", "rows": 3}), "without a score distribution"),
+        ("relabel", "not comparable"),
+    ],
+)
+def test_a_bad_baseline_is_one_line_before_any_scoring(
+    model_dir: Path, first_night: tuple, tmp_path: Path, content: str, fragment: str
+) -> None:
+    src, _, summary = first_night
+    if content == "relabel":  # a summary of a model with other labels
+        content = json.dumps(
+            {
+                **summary,
+                "distribution": {
+                    **summary["distribution"],
+                    "labels": ["A", "B"],
+                    "label_rows": {"A": 1, "B": 2},
+                    "score_histogram_by_label": {"A": [0] * 10, "B": [0] * 10},
+                },
+            }
+        )
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(content)
+    result = score(model_dir, src, tmp_path / "out.parquet", "--baseline", str(baseline))
+    assert_clean_error(result, str(baseline), fragment)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_missing_baseline_is_one_line(model_dir: Path, first_night: tuple, tmp_path: Path) -> None:
+    result = score(model_dir, first_night[0], tmp_path / "out.parquet", "--baseline", str(tmp_path / "nope.json"))
+    assert_clean_error(result, "nope.json", "not a file")

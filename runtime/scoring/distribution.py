@@ -96,7 +96,9 @@ class Distribution:
             "label_shares": {label: share(rows, total) for label, rows in zip(self.labels, self.label_rows)},
             "score_bins": [round(edge / SCORE_BINS, 2) for edge in range(SCORE_BINS + 1)],
             "score_histogram": self.overall_histogram(),
-            "score_histogram_by_label": dict(zip(self.labels, self.histograms)) if self.histograms is not None else None,
+            "score_histogram_by_label": dict(zip(self.labels, self.histograms))
+            if self.histograms is not None
+            else None,
             "low_confidence_below": LOW_CONFIDENCE_BELOW,
             "low_confidence_rows": self.low_confidence_rows,
             "low_confidence_share": share(self.low_confidence_rows, total) if binned else None,

@@ -50,14 +50,18 @@ class Drift:
         """The figures past the threshold, named as in the summary JSON."""
         figures = {"label_psi": self.label_psi, "score_psi": self.score_psi}
         figures.update({f"score_psi_by_label.{label}": value for label, value in self.score_psi_by_label.items()})
-        return [f"{name} {value:.3f}" for name, value in figures.items() if value is not None and value > self.threshold]
+        return [
+            f"{name} {value:.3f}" for name, value in figures.items() if value is not None and value > self.threshold
+        ]
 
     def warning(self) -> str | None:
         """One `warning:` line when any PSI passes the threshold, else None."""
         shifted = self.shifted()
         if not shifted:
             return None
-        return f"warning: scores drifted from the baseline {self.baseline}: {', '.join(shifted)} > {self.threshold} (PSI)"
+        return (
+            f"warning: scores drifted from the baseline {self.baseline}: {', '.join(shifted)} > {self.threshold} (PSI)"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +89,8 @@ def compare(baseline: Distribution, tonight: Distribution, shown: str, threshold
         note = "no score histogram on one of the nights (raw logits): no score PSI"
         return Drift(shown, threshold, points, label_psi, None, unknown, note)
     by_label = {
-        label: psi(mine, theirs) for label, mine, theirs in zip(baseline.labels, baseline.histograms, tonight.histograms)
+        label: psi(mine, theirs)
+        for label, mine, theirs in zip(baseline.labels, baseline.histograms, tonight.histograms)
     }
     score_psi = psi(baseline.overall_histogram() or [], tonight.overall_histogram() or [])
     return Drift(shown, threshold, points, label_psi, score_psi, by_label, None)
