@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from runtime.files.parquet_io import METADATA_KEY
 from runtime.scoring.distribution import SCORE_BINS, Distribution
 from runtime.scoring.drift import PSI_EPSILON, compare
 from runtime.scoring.scorer import Scores
-from tests.support.cli import assert_clean_error, score, write
+from tests.support.cli import ROOT, assert_clean_error, score, write
 
 LABELS = ["NEGATIVE", "POSITIVE"]
 
@@ -248,3 +251,61 @@ def test_a_bad_baseline_is_one_line_before_any_scoring(
 def test_a_missing_baseline_is_one_line(model_dir: Path, first_night: tuple, tmp_path: Path) -> None:
     result = score(model_dir, first_night[0], tmp_path / "out.parquet", "--baseline", str(tmp_path / "nope.json"))
     assert_clean_error(result, "nope.json", "not a file")
+
+
+def run_report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.report", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+class Page(HTMLParser):
+    """The report's svg elements (their attributes) and every piece of text, for asserting on what it shows."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.svgs: list[dict[str, str | None]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg":
+            self.svgs.append(dict(attrs))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_the_report_draws_each_night(first_night: tuple, tmp_path: Path) -> None:
+    """Label shares of all nights in one plot, then one histogram per night; a logits night says it has none."""
+    summary = first_night[2]
+    logits = {
+        **summary,
+        "distribution": {**summary["distribution"], "score_histogram_by_label": None, "low_confidence_rows": None},
+    }
+    paths = []
+    for name, content in (("score-2026-12-07.json", summary), ("score-2026-12-08.json", logits)):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(content))
+    result = run_report(*map(str, paths), "--out", str(tmp_path / "report.html"))
+    assert result.returncode == 0, result.stderr
+    page = Page((tmp_path / "report.html").read_text())
+    assert [svg["data-plot"] for svg in page.svgs] == ["label-shares", "score-histogram", "score-histogram"]
+    assert [svg["data-night"] for svg in page.svgs[1:]] == ["score-2026-12-07.json", "score-2026-12-08.json"]
+    words = " ".join(page.text)
+    assert all(label in words for label in summary["distribution"]["labels"])
+    assert "raw logits: no score histogram" in words and "<script" not in (tmp_path / "report.html").read_text()
+    assert "http" not in (tmp_path / "report.html").read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+@pytest.mark.parametrize(("content", "fragment"), [("{", "not JSON"), ('{"rows": 1}', "without a score distribution")])
+def test_bad_report_input_is_one_line(tmp_path: Path, content: str, fragment: str) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text(content)
+    result = run_report(str(summary), "--out", str(tmp_path / "report.html"))
+    assert_clean_error(result, str(summary), fragment)
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_report_without_out_is_one_line(tmp_path: Path) -> None:
+    assert_clean_error(run_report(str(tmp_path / "x.json")), "--out")
