@@ -309,3 +309,8 @@ def test_bad_report_input_is_one_line(tmp_path: Path, content: str, fragment: st
 
 def test_a_report_without_out_is_one_line(tmp_path: Path) -> None:
     assert_clean_error(run_report(str(tmp_path / "x.json")), "--out")
+
+
+def test_psi_threshold_without_a_baseline_is_bad_usage(model_dir: Path, first_night: tuple, tmp_path: Path) -> None:
+    result = score(model_dir, first_night[0], tmp_path / "out.parquet", "--psi-threshold", "0.1")
+    assert_clean_error(result, "--psi-threshold only applies with --baseline")

@@ -105,7 +105,7 @@ def summary_of(raw: bytes, shown: str) -> tuple[dict[str, Any], Distribution]:
     if not isinstance(summary, dict) or "distribution" not in summary:
         status = summary.get("status") if isinstance(summary, dict) else None
         why = "of a failed run" if status == "failed" else "without a score distribution"
-        raise DataError(f"{shown} is not a run summary with a score distribution: a summary {why}") from None
+        raise DataError(f"{shown} is not a run summary with a score distribution: a summary {why}")
     try:
         distribution = Distribution.of(summary["distribution"])
     except DataError as exc:
