@@ -29,8 +29,10 @@ from runtime.engines.file_scoring import RunStats
 from runtime.engines.local_engine import run_local
 from runtime.engines.record import RUNTIME_PACKAGES, now
 from runtime.model.model_dir import package_versions
+from runtime.scoring.distribution import Distribution
+from runtime.scoring.drift import DEFAULT_PSI_THRESHOLD, check_baseline, compare, summary_of
 from runtime.scoring.scorer import Scorer
-from runtime.files.storage import URI_SCHEME, Location, atomic_output, check_writable, locate
+from runtime.files.storage import URI_SCHEME, Location, atomic_output, check_writable, locate, read_small
 from runtime.model.cache import cached_model_dir
 
 DEFAULT_MODEL = "models/default"
@@ -63,6 +65,16 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be 0 (off) or more")
+    return value
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
     return value
 
 
@@ -131,6 +143,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--summary-json", default=None, metavar="PATH", help="write the run's summary as JSON here")
     parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="SUMMARY_JSON",
+        help="a previous run's --summary-json: compare tonight's label shares and score histogram with it (drift)",
+    )
+    parser.add_argument(
+        "--psi-threshold",
+        type=positive_number,
+        default=None,
+        help=f"with --baseline, a PSI above this prints a warning line (default {DEFAULT_PSI_THRESHOLD})",
+    )
+    parser.add_argument(
         "--output-prefix",
         default="",
         metavar="PREFIX",
@@ -142,6 +166,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     misplaced = [flag for flag, value in RAY_ONLY.items() if getattr(args, value) is not None and args.engine != "ray"]
     if misplaced:
         parser.error(f"{', '.join(misplaced)} only apply with --engine ray")
+    if args.psi_threshold is not None and args.baseline is None:
+        parser.error("--psi-threshold only applies with --baseline")
     return args
 
 
@@ -249,6 +275,13 @@ def summary_location(path: str | None) -> Location | None:
     return location
 
 
+def baseline_of(path: str | None) -> tuple[str, Distribution] | None:
+    """--baseline read and checked now (its labels once the model is loaded): a bad one must not cost a night."""
+    if path is None:
+        return None
+    return path, summary_of(read_small(locate(path)), path)[1]
+
+
 def write_summary_json(location: Location | None, record: dict[str, Any]) -> None:
     if location is not None:
         with atomic_output(location) as stream:
@@ -267,8 +300,11 @@ def raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def score(args: argparse.Namespace, summary_json: Location | None) -> tuple[dict[str, Any], bool]:
-    """Run the job the arguments describe; (the summary record, whether IN is a directory)."""
+def score(
+    args: argparse.Namespace, summary_json: Location | None, baseline: tuple[str, Distribution] | None
+) -> tuple[dict[str, Any], bool]:
+    """Run the job the arguments describe, and compare it with the baseline if given (a `warning:` line when the
+    scores drifted); (the summary record, whether IN is a directory)."""
     started = time.perf_counter()
     job, model_cached = build_job(args, summary_json)
     scorer = Scorer(
@@ -278,6 +314,8 @@ def score(args: argparse.Namespace, summary_json: Location | None) -> tuple[dict
         max_batch_tokens=job.max_batch_tokens,
         **job.output.scorer_options(),
     )
+    if baseline is not None:
+        check_baseline(baseline[1], scorer.labels, baseline[0])
     load_seconds = time.perf_counter() - started
     if job.engine == "ray":
         from runtime.engines.ray_engine import run_ray
@@ -286,7 +324,14 @@ def score(args: argparse.Namespace, summary_json: Location | None) -> tuple[dict
     else:
         stats = run_local(job, scorer)
     record = summary_record(stats, job, scorer, model_cached, time.perf_counter() - started, load_seconds)
+    drift = None
+    if baseline is not None:
+        threshold = DEFAULT_PSI_THRESHOLD if args.psi_threshold is None else args.psi_threshold
+        drift = compare(baseline[1], stats.counts.distribution, baseline[0], threshold)
+        record["drift"] = drift.as_dict()
     write_summary_json(job.summary_json, record)
+    if drift is not None and drift.warning():
+        print(drift.warning(), file=sys.stderr)
     return record, job.tree
 
 
@@ -296,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     summary_json = None
     try:
         summary_json = summary_location(args.summary_json)
-        record, tree = score(args, summary_json)
+        record, tree = score(args, summary_json, baseline_of(args.baseline))
     except ScorerError as exc:
         return failed(summary_json, exit_code(exc), f"error: {exc}")
     except OSError as exc:  # a store's failure that no layer below named (a file system call outside storage.py)

@@ -7,7 +7,7 @@ scored in parts (Ray units, Spark tasks) is published with one record summing it
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,6 +15,7 @@ from runtime.files.parquet_io import OutputOptions
 from runtime.files.parquet_io import METADATA_KEY, InputFile, read_metadata
 from runtime.files.storage import Location
 from runtime.model.model_dir import package_versions
+from runtime.scoring.distribution import Distribution
 from runtime.scoring.scorer import Scorer, Scores
 
 RUNTIME_PACKAGES = ("onnxruntime", "tokenizers", "numpy", "pyarrow")
@@ -26,13 +27,19 @@ def now() -> str:
 
 @dataclass
 class RowCounts:
-    """The rows of one output (or of a whole run) and what happened to them."""
+    """The rows of one output (or of a whole run), what happened to them and how their scores are distributed."""
 
     rows: int = 0
     null_rows: int = 0
     truncated_rows: int = 0
     chunked_rows: int = 0
     deduplicated_rows: int = 0
+    distribution: Distribution = field(default_factory=Distribution)
+
+    @classmethod
+    def start(cls, scorer: Scorer) -> RowCounts:
+        """No rows yet, over the scorer's labels and kind of score."""
+        return cls(distribution=Distribution.start(scorer.labels, probabilities=scorer.function_to_apply != "none"))
 
     def add(self, other: RowCounts) -> None:
         for counter in fields(self):
@@ -40,6 +47,7 @@ class RowCounts:
 
     def count(self, rows: int, scores: Scores) -> None:
         """Add one scored batch of `rows` rows."""
+        self.distribution.count(scores)
         self.add(
             RowCounts(
                 rows=rows,
@@ -50,12 +58,17 @@ class RowCounts:
             )
         )
 
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        counts: dict[str, Any] = {counter.name: getattr(self, counter.name) for counter in fields(self)}
+        return {**counts, "distribution": self.distribution.as_dict()}
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> RowCounts:
-        return cls(**{counter.name: int(raw.get(counter.name, 0)) for counter in fields(cls)})
+        """The counts in a footer; one written before distributions were kept has an empty one."""
+        return cls(
+            **{counter.name: int(raw.get(counter.name, 0)) for counter in fields(cls) if counter.name != "distribution"},
+            distribution=Distribution.of(raw["distribution"]) if "distribution" in raw else Distribution(),
+        )
 
 
 def model_record(scorer: Scorer, options: OutputOptions) -> dict[str, Any]:
@@ -95,7 +108,9 @@ class FileRecord:
     @classmethod
     def start(cls, scorer: Scorer, source: InputFile, options: OutputOptions) -> FileRecord:
         key = resume_key(scorer, source, options)
-        return cls(model_record(scorer, options), str(source.source), source.identity, list(key), now())
+        return cls(
+            model_record(scorer, options), str(source.source), source.identity, list(key), now(), RowCounts.start(scorer)
+        )
 
     def finish(self) -> dict[bytes, bytes]:
         """Mark the record finished; returns the footer's key-value metadata."""

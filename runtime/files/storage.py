@@ -253,6 +253,17 @@ def unwritable(out: Location, exc: BaseException) -> ScorerError:
     return StorageError(message)
 
 
+def read_small(location: Location) -> bytes:
+    """The bytes of a small file (a run summary): no file there is the user's to fix, a failing store may pass."""
+    if location.info().type != pafs.FileType.File:
+        raise ConfigurationError(f"{location} is not a file")
+    try:
+        with location.filesystem.open_input_stream(location.path) as stream:
+            return stream.read()
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot read {location} ({first_line(exc)})") from None
+
+
 def check_writable(out: Location) -> None:
     """Create and remove a hidden file beside OUT, so that a path that cannot be written fails before the work."""
     probe = out.sibling(temp_name(out.name))
