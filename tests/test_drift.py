@@ -171,18 +171,16 @@ def test_raw_logits_get_null_histograms_with_a_reason(model_dir: Path, first_nig
     assert distribution["scored_rows"] == 36
 
 
+def score_against(model_dir: Path, src: Path, baseline: Path, tmp_path: Path):
+    """Tonight's run with BASELINE as last night, its summary in tmp_path/s.json."""
+    summary_json = str(tmp_path / "s.json")
+    return score(model_dir, src, tmp_path / "out.parquet", "--baseline", str(baseline), "--summary-json", summary_json)
+
+
 def test_baseline_of_the_same_night_is_no_drift(model_dir: Path, first_night: tuple, tmp_path: Path) -> None:
     src, _, _ = first_night
     baseline = Path(first_night[1]).parent / "summary.json"
-    result = score(
-        model_dir,
-        src,
-        tmp_path / "out.parquet",
-        "--baseline",
-        str(baseline),
-        "--summary-json",
-        str(tmp_path / "s.json"),
-    )
+    result = score_against(model_dir, src, baseline, tmp_path)
     assert result.returncode == 0 and "warning:" not in result.stderr, result.stderr
     drift = json.loads((tmp_path / "s.json").read_text())["drift"]
     assert drift["score_psi"] == 0 and drift["label_psi"] == 0 and drift["shifted"] == []
@@ -200,15 +198,7 @@ def test_a_shifted_baseline_is_one_warning_line_and_exit_0(model_dir: Path, firs
         shifted[label][empty] = rows
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps({**summary, "distribution": {**distribution, "score_histogram_by_label": shifted}}))
-    result = score(
-        model_dir,
-        src,
-        tmp_path / "out.parquet",
-        "--baseline",
-        str(baseline),
-        "--summary-json",
-        str(tmp_path / "s.json"),
-    )
+    result = score_against(model_dir, src, baseline, tmp_path)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "score_psi" in warnings[0] and str(baseline) in warnings[0], result.stderr
