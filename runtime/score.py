@@ -32,6 +32,7 @@ from runtime.model.model_dir import package_versions
 from runtime.scoring.distribution import Distribution
 from runtime.scoring.drift import DEFAULT_PSI_THRESHOLD, check_baseline, compare, summary_of
 from runtime.scoring.scorer import Scorer
+from runtime.files.score_cache import open_cache_root
 from runtime.files.storage import URI_SCHEME, Location, atomic_output, check_writable, locate, read_small
 from runtime.model.cache import cached_model_dir
 
@@ -141,6 +142,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="when stderr is not a terminal, a progress line this often (default: 30; 0: none)",
     )
+    parser.add_argument(
+        "--score-cache",
+        default=None,
+        metavar="URI",
+        help=f"a directory ({where}) of scores by model, options and text: rows found there are not scored, "
+        "new rows are added (python -m runtime.cache compacts it)",
+    )
     parser.add_argument("--summary-json", default=None, metavar="PATH", help="write the run's summary as JSON here")
     parser.add_argument(
         "--baseline",
@@ -184,6 +192,9 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
     plan = plan_tasks(source, destination)
     if args.text_pair_column and args.long_text == "chunk":
         raise ConfigurationError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
+    if args.score_cache is not None and args.engine != "local":
+        raise ConfigurationError("--score-cache runs with --engine local for now")
+    score_cache = None if args.score_cache is None else open_cache_root(args.score_cache)
     model_dir, model_cached = model_dir_of(args.model)
     job = Job(
         source=source,
@@ -201,6 +212,7 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
         max_batch_tokens=args.max_batch_tokens,
         progress_every=args.progress_every,
         summary_json=summary_json,
+        score_cache=score_cache,
         engine=args.engine,
         ray_address=args.ray_address,
         actors=args.actors,
@@ -222,6 +234,7 @@ def summary_record(
         "seconds": round(seconds, 3),
         "load_seconds": round(load_seconds, 3),
         "rows_per_second": round(stats.counts.rows / scoring, 1) if scoring > 0 else 0.0,
+        "score_cache": None if job.score_cache is None else str(job.score_cache),
         "model": job.model,
         "model_dir": str(job.model_dir),
         "model_cached": model_cached,
@@ -246,6 +259,7 @@ def summary(record: dict[str, Any], tree: bool) -> str:
     files = f" in {record['files_done']} file(s){skipped}" if tree else skipped
     repeats = f", {record['deduplicated_rows']} deduplicated" if record["deduplicated_rows"] else ""
     chunked = f", {record['chunked_rows']} chunked" if record["chunked_rows"] else ""
+    repeats += f", {record['cached_rows']} from the score cache" if record["score_cache"] else ""
     cached = {True: ", cached", False: ", copied to the cache", None: ""}[record["model_cached"]]
     orphans = record["orphaned_outputs"]
     stale = (

@@ -21,6 +21,7 @@ from runtime.files.parquet_io import (
     scored_batch,
     texts_of,
 )
+from runtime.files.score_cache import ScoreCache
 from runtime.files.storage import Location, parquet_files_under
 from runtime.scoring.scorer import Scorer
 
@@ -57,11 +58,13 @@ def score_file(
     progress: Progress,
     window_rows: int = DEFAULT_WINDOW_ROWS,
     rows: range | None = None,
+    cache: ScoreCache | None = None,
 ) -> FileRecord:
     """Stream `source` (opened and checked by `open_input`; only `rows` of it, if given) into `destination`,
     window by window, atomically; returns the record written into its footer.
 
-    Memory does not grow with the file: only one window of rows is held at a time.
+    Memory does not grow with the file: only one window of rows is held at a time. With a `cache`, rows found
+    there are not scored, and the new entries are written once the output is.
     """
     record = FileRecord.start(scorer, source, options)
     schema = output_schema(source.parquet.schema_arrow, record.as_dict(), options, scorer.function_to_apply)
@@ -69,12 +72,14 @@ def score_file(
     with atomic_parquet_writer(destination, schema) as writer:
         for batch in read_batches(source.parquet, source.source, window_rows, rows):
             pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
-            scores = scorer.score(texts_of(batch, options.text_column), pairs, on_rows=progress.update)
+            scores = (cache or scorer).score(texts_of(batch, options.text_column), pairs, on_rows=progress.update)
             writer.write_batch(scored_batch(batch, schema, scorer.labels, scores, options))
             record.counts.count(batch.num_rows, scores)
         if record.counts.rows == 0:
             writer.write_table(schema.empty_table())
         writer.add_key_value_metadata(record.finish())
+    if cache is not None:
+        cache.flush()
     return record
 
 

@@ -42,6 +42,7 @@ class Job:
     max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
     progress_every: float = DEFAULT_PROGRESS_SECONDS  # seconds between progress lines off a terminal; 0: none
     summary_json: Location | None = None
+    score_cache: Location | None = None  # --score-cache, checked: rows found there are not scored
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     actors: int | None = None

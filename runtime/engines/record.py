@@ -34,6 +34,7 @@ class RowCounts:
     truncated_rows: int = 0
     chunked_rows: int = 0
     deduplicated_rows: int = 0
+    cached_rows: int = 0  # outputs read from --score-cache, not scored
     distribution: Distribution = field(default_factory=Distribution)
 
     @classmethod
@@ -55,6 +56,7 @@ class RowCounts:
                 truncated_rows=scores.truncated,
                 chunked_rows=int((scores.chunks > 1).sum()),
                 deduplicated_rows=scores.deduplicated,
+                cached_rows=scores.cached,
             )
         )
 

@@ -48,7 +48,9 @@ class Scores:
     valid: np.ndarray
     truncated: int
     chunks: np.ndarray
+    truncated_rows: np.ndarray  # per row: tokens were lost (past the max length, or past max_chunks); a cache keeps it
     deduplicated: int = 0  # rows whose item repeated an earlier one of the window: scored once, result copied
+    cached: int = 0  # rows whose outputs came from a score cache, not the model
 
     @property
     def best(self) -> np.ndarray:
@@ -265,6 +267,7 @@ class Scorer(OnnxModel):
             valid=valid,
             truncated=int(truncated[copies].sum()),
             chunks=scatter(chunks, present, copies, len(texts)),
+            truncated_rows=scatter(truncated, present, copies, len(texts)),
             deduplicated=len(present) - len(unique),
         )
 
