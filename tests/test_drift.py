@@ -35,6 +35,7 @@ def scores_of(label_ids: list[int], best: list[float], valid: list[bool] | None 
         logits=np.zeros_like(probabilities),
         valid=np.array(valid if valid is not None else [True] * len(ids)),
         truncated=0,
+        truncated_rows=np.zeros(len(ids), dtype=bool),
         chunks=np.ones(len(ids), dtype=np.int32),
     )
 
