@@ -127,10 +127,9 @@ def is_vanished(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError) or "not found" in str(exc).lower() or "no such file" in str(exc).lower()
 
 
-def read_parts(root: Location, paths: list[str], keys: pa.Array | None = None) -> pa.Table:
-    """The entries of `paths` (only those whose key is in `keys`, if given), over any filesystem."""
-    dataset = ds.dataset(paths, schema=ENTRY_SCHEMA, filesystem=root.filesystem, format="parquet")
-    return dataset.to_table(filter=None if keys is None else pc.field("key").isin(keys))
+def read_parts(root: Location, paths: list[str]) -> pa.Table:
+    """Every entry of `paths`, over any filesystem."""
+    return ds.dataset(paths, schema=ENTRY_SCHEMA, filesystem=root.filesystem, format="parquet").to_table()
 
 
 @dataclass
@@ -150,24 +149,30 @@ class ScoreCache:
         self.space = namespace(self.scorer)
         self.parts = list_parts(self.root)  # listed once; again only when a compaction removed a part under us
         self.pending: list[pa.Table] = []
+        self.dataset: ds.Dataset | None = None  # over self.parts; None: build it again
 
     @classmethod
     def open(cls, uri: str, scorer: Scorer) -> ScoreCache:
         return cls(open_cache_root(uri), scorer)
 
     def lookup(self, keys: list[bytes]) -> pa.Table:
-        """The stored entries for `keys` (a key may appear twice: two writers, or a compaction under way)."""
+        """The stored entries for `keys` (a key may appear twice: two writers, or a compaction under way).
+
+        One dataset over the listed parts serves every window: its fragments keep their footers once read, so a
+        window costs the key columns of its row groups, not a footer per part."""
         wanted = pa.array(keys, pa.binary(KEY_BYTES))
         for _ in range(READ_ATTEMPTS):
-            paths = [path for shard in sorted({shard_of(key) for key in keys}) for path in self.parts.get(shard, [])]
-            if not paths:
-                return ENTRY_SCHEMA.empty_table()
+            if self.dataset is None:
+                paths = [path for shard in self.parts.values() for path in shard]
+                if not paths:
+                    return ENTRY_SCHEMA.empty_table()
+                self.dataset = ds.dataset(paths, schema=ENTRY_SCHEMA, filesystem=self.root.filesystem, format="parquet")
             try:
-                return read_parts(self.root, paths, wanted)
+                return self.dataset.to_table(filter=pc.field("key").isin(wanted))
             except (OSError, pa.ArrowException) as exc:
                 if not is_vanished(exc):
                     raise StorageError(f"cannot read the score cache {self.root} ({first_line(exc)})") from None
-                self.parts = list_parts(self.root)
+                self.parts, self.dataset = list_parts(self.root), None
         raise StorageError(f"the score cache {self.root} kept changing under this run (a compaction?); run again")
 
     def score(
@@ -253,6 +258,7 @@ class ScoreCache:
         self.pending = []
         for shard, part in write_shards(self.root, table).items():
             self.parts.setdefault(shard, []).append(part)
+        self.dataset = None
 
 
 def matrix(values: pa.ChunkedArray, labels: int) -> np.ndarray:
