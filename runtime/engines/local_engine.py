@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from runtime.engines.job import Job
 from runtime.engines.progress import Progress
@@ -18,7 +21,7 @@ from runtime.files.parquet_io import (
     texts_of,
 )
 from runtime.files.storage import Location, parquet_files_under
-from runtime.model.scorer import Scorer
+from runtime.model.scorer import Scorer, Scores
 
 DEFAULT_WINDOW_ROWS = 8192
 
@@ -64,14 +67,30 @@ def score_file(
     progress.start_file(str(source.source))
     with atomic_parquet_writer(destination, schema) as writer:
         for batch in read_batches(source.parquet, source.source, window_rows, rows):
-            pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
-            scores = scorer.score(texts_of(batch, options.text_column), pairs, on_rows=progress.update)
-            writer.write_batch(scored_batch(batch, schema, scorer.labels, scores, options))
+            scored, scores = score_batch(scorer, batch, schema, options, on_rows=progress.update)
+            writer.write_batch(scored)
             record.counts.count(batch.num_rows, scores)
         if record.counts.rows == 0:
             writer.write_table(schema.empty_table())
         writer.add_key_value_metadata(record.finish())
     return record
+
+
+def score_batch(
+    scorer: Scorer,
+    batch: pa.RecordBatch,
+    schema: pa.Schema,
+    options: OutputOptions,
+    on_rows: Callable[[int], None] | None = None,
+) -> tuple[pa.RecordBatch, Scores]:
+    """One block of rows scored into `schema` (the output schema of the batch's own), and its scores for counting.
+
+    Every engine scores through here, so a file scored locally, by a Ray actor or in a Spark task holds the same
+    values.
+    """
+    pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
+    scores = scorer.score(texts_of(batch, options.text_column), pairs, on_rows=on_rows)
+    return scored_batch(batch, schema, scorer.labels, scores, options), scores
 
 
 def orphaned_outputs(job: Job) -> list[str]:

@@ -19,15 +19,16 @@ RAY_MODULES = r"ray(\.|$)"  # warnings raised by Ray's own modules; everyone els
 
 
 @contextlib.contextmanager
-def captured_stderr() -> Iterator[TextIO]:
+def captured_stderr(name: str = "ray-score", quiet_modules: str = RAY_MODULES) -> Iterator[TextIO]:
     """Send fd 2 to a private log while Ray runs: its C++ core writes there directly (no logger to quiet).
 
     Ray's driver also prints the cluster's error reports (a worker died, a task is retried) to sys.stdout, which
     is for the summary line: they go to the same log. Yields a stream to the real stderr, for what the user
     should see meanwhile (progress). A bug (anything but an InputError or an interrupt) replays the log, so
-    nothing needed to debug it is lost; the log is removed either way.
+    nothing needed to debug it is lost; the log is removed either way. The Spark engine uses it too (its JVM
+    writes to fd 2 as well), under its own `name` and with its own `quiet_modules`.
     """
-    log = Path(tempfile.gettempdir()) / f"ray-score-{os.getpid()}-{uuid.uuid4().hex[:8]}.stderr"
+    log = Path(tempfile.gettempdir()) / f"{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}.stderr"
     sys.stderr.flush()
     saved = os.dup(2)
     real_stderr = os.fdopen(os.dup(saved), "w", buffering=1)
@@ -36,7 +37,7 @@ def captured_stderr() -> Iterator[TextIO]:
             os.dup2(sink.fileno(), 2)
         try:
             with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", module=RAY_MODULES)
+                warnings.filterwarnings("ignore", module=quiet_modules)
                 yield real_stderr
         except (InputError, KeyboardInterrupt):
             raise
