@@ -16,3 +16,7 @@ try:
     import pyspark  # noqa: F401
 except ImportError:
     raise InputError(SPARK_MISSING) from None
+
+from runtime.engines.spark_engine.engine import run_spark  # noqa: E402  (after the check that pyspark is there)
+
+__all__ = ["run_spark"]
