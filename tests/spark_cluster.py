@@ -35,6 +35,10 @@ class Cluster:
     master_url: str
     session: int  # the session id of the master, the worker and everything they start
     log: Path
+    work: Path  # the worker's work dir: each executor's stdout and stderr
+
+    def executor_logs(self) -> str:
+        return "".join(path.read_text(errors="replace") for path in sorted(self.work.rglob("stderr")))
 
     def members(self) -> list:
         return session_members(self.session)
@@ -69,7 +73,7 @@ def standalone_cluster(base: Path, root: Path, cores: int = 2) -> Iterator[Clust
         leader = subprocess.Popen(
             ["bash", "-c", script], env=cluster_env(root), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
-    cluster = Cluster(url, leader.pid, log)
+    cluster = Cluster(url, leader.pid, log, base / "work")
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "Successfully registered with master" not in log.read_text(errors="replace"):

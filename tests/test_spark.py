@@ -308,8 +308,9 @@ def test_standalone_cluster_gives_the_local_engines_rows(cluster, models, datase
 
 def test_a_killed_python_worker_leaves_every_row_exactly_once(cluster, models, tmp_path):
     """SIGKILL one of the executor's Python workers mid-task: Spark retries the task, the output is whole."""
-    rows = 12_000
-    src = write(tmp_path / "in.parquet", table_of(rows), row_group_size=500)
+    rows = 8000
+    texts = [f"{TEXTS[i % 5]} number {i}" for i in range(rows)]  # all distinct: no repeat is scored for free
+    src = write(tmp_path / "in.parquet", pa.table({"id": range(rows), "text": texts}), row_group_size=500)
     killed: list[int] = []
     done = threading.Event()
 
@@ -319,7 +320,7 @@ def test_a_killed_python_worker_leaves_every_row_exactly_once(cluster, models, t
             for member in cluster.members():
                 try:
                     parent = member.parent()
-                    busy = member.cpu_times().user > 1.0
+                    busy = member.cpu_times().user > 0.5
                     if parent is not None and "pyspark.daemon" in " ".join(parent.cmdline()) and busy:
                         os.kill(member.pid, signal.SIGKILL)
                         killed.append(member.pid)
@@ -338,7 +339,8 @@ def test_a_killed_python_worker_leaves_every_row_exactly_once(cluster, models, t
         done.set()
         killer.join()
     assert killed, "no Python worker was caught mid-task"
-    assert result.returncode == 0, result.stderr
+    assert "Python worker exited unexpectedly" in cluster.executor_logs(), "the task saw its worker die"
+    assert result.returncode == 0, result.stderr  # so Spark retried the task
     ids = read_dataset(tmp_path / "out").column("id").to_pylist()
     assert sorted(ids) == list(range(rows)), "every row exactly once"
     assert json.loads((tmp_path / "out" / "_runtime.score.json").read_text())["rows"] == rows
