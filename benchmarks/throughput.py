@@ -70,7 +70,7 @@ def timed(run: Callable[[], object]) -> tuple[float, float, None]:
     return seconds, rss.peak / 2**20, None
 
 
-def timed_command(command: list[str]) -> tuple[float, float, float]:
+def timed_command(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
     """Wall seconds (process start included), the child's peak RSS (MB) and its own rows/s after model load."""
     wrapper = (
         "import resource, subprocess, sys, time\n"
@@ -79,7 +79,7 @@ def timed_command(command: list[str]) -> tuple[float, float, float]:
         "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
         "print(done.stdout)\n"
     )
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], cwd=ROOT, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
     measures, summary = result.stdout.split("\n", 1)

@@ -37,7 +37,8 @@ SUCCESS_FILE = "_SUCCESS"
 RECORD_FILE = "_runtime.score.json"
 TASKS_PER_CORE = 4  # tasks small enough that cores finish together and progress moves often
 MIN_SPLIT_BYTES = 64 << 10  # ... but never so small that per-task costs show (64 KB: thousands of texts)
-ARROW_BATCH_ROWS = DEFAULT_WINDOW_ROWS  # rows per Arrow batch handed to a task: the local engine's window
+ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+ARROW_BATCH_ROWS = DEFAULT_WINDOW_ROWS  # rows per Arrow batch handed to a task, unless configured: the local window
 QUIET_MODULES = r"(ray|pyspark|py4j)(\.|$)"  # e.g. pyspark's warning about pandas 3, which mapInArrow does not use
 
 
@@ -79,7 +80,7 @@ def remove_unfinished(destination: Location) -> None:
 
 
 def configure(spark: SparkSession, input_bytes: int) -> None:
-    """Cut the input into about TASKS_PER_CORE tasks per core (at row-group boundaries), and set the Arrow batch.
+    """Cut the input into about TASKS_PER_CORE tasks per core (at row-group boundaries), and size the Arrow batch.
 
     Scoring costs far more per byte than reading, so Spark's default splits (128 MB) would leave cores idle.
     """
@@ -87,7 +88,8 @@ def configure(spark: SparkSession, input_bytes: int) -> None:
     split = max(MIN_SPLIT_BYTES, math.ceil(input_bytes / tasks))
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
     spark.conf.set("spark.sql.files.openCostInBytes", str(MIN_SPLIT_BYTES))
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    if spark.sparkContext.getConf().get(ARROW_BATCH_KEY) is None:  # spark-defaults.conf or --conf may set it
+        spark.conf.set(ARROW_BATCH_KEY, str(ARROW_BATCH_ROWS))
 
 
 def run_record(job: Job, scorer: Scorer, sources: list[InputFile]) -> FileRecord:
