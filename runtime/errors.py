@@ -10,6 +10,8 @@
 Raise the most precise kind; code that only needs "the user's fault" catches InputError.
 """
 
+import re
+
 
 class ScorerError(Exception):
     """Anything the library reports as one line to the user (never a bug)."""
@@ -33,6 +35,20 @@ class ModelError(InputError):
 
 class StorageError(ScorerError):
     """Reading or writing a store failed in a way a retry may cure; the CLI's exit code says "retry me"."""
+
+
+# How one of these errors reads in a worker's traceback, when a cluster carries it across processes only as text.
+CARRIED_AS_TEXT = re.compile(rf"^\s*{re.escape(__name__)}\.(\w+): (.*)$", re.MULTILINE)
+
+
+def carried_error(text: str) -> ScorerError | None:
+    """The last error of ours that a traceback's text names, as the same kind (Ray's actor-creation failures and
+    Spark's task failures carry a worker's exception only so); None when it names none."""
+    for match in reversed(list(CARRIED_AS_TEXT.finditer(text))):
+        kind = globals().get(match.group(1))
+        if isinstance(kind, type) and issubclass(kind, ScorerError):
+            return kind(match.group(2))
+    return None
 
 
 def first_line(exc: BaseException) -> str:

@@ -38,6 +38,7 @@ from runtime.model.cache import cached_model_dir
 
 DEFAULT_MODEL = "models/default"
 RAY_ONLY = {"--ray-address": "ray_address", "--actors": "actors"}  # flag -> argparse dest
+SPARK_ONLY = {"--spark-master": "spark_master"}
 
 
 def whole_number_at_least(minimum: int) -> Callable[[str], int]:
@@ -126,7 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="fp32 (default; int8 for a --quantize int8 export), bf16 (OpenVINO, CPUs with avx512_bf16 or amx_bf16), "
         "int8 (the --quantize int8 export) or auto (the fastest this host runs that agrees with fp32)",
     )
-    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--engine", choices=("local", "ray", "spark"), default="local")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_MAX_BATCH_ROWS, help="max rows per batch")
     parser.add_argument(
         "--max-batch-tokens", type=positive_int, default=DEFAULT_MAX_BATCH_TOKENS, help="max padded tokens per batch"
@@ -170,10 +171,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (with --engine ray)")
     parser.add_argument("--actors", type=positive_int, default=None, help="Ray actor pool size (with --engine ray)")
+    parser.add_argument(
+        "--spark-master", default=None, help="Spark master URL (with --engine spark; default: local[*])"
+    )
     args = parser.parse_args(argv)
-    misplaced = [flag for flag, value in RAY_ONLY.items() if getattr(args, value) is not None and args.engine != "ray"]
-    if misplaced:
-        parser.error(f"{', '.join(misplaced)} only apply with --engine ray")
+    for engine, flags in (("ray", RAY_ONLY), ("spark", SPARK_ONLY)):
+        misplaced = [flag for flag, value in flags.items() if getattr(args, value) is not None and args.engine != engine]
+        if misplaced:
+            parser.error(f"{', '.join(misplaced)} only apply with --engine {engine}")
+    if args.engine == "spark" and args.resume:
+        parser.error("--resume does not apply with --engine spark: Spark writes OUT as one dataset, whole")
     if args.psi_threshold is not None and args.baseline is None:
         parser.error("--psi-threshold only applies with --baseline")
     return args
@@ -189,7 +196,7 @@ def model_dir_of(model: str) -> tuple[Path, bool | None]:
 def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[Job, bool | None]:
     """Everything an engine needs, checked (where from, where to, file by file), and whether the model was cached."""
     source, destination = locate(args.input), locate(args.output)
-    plan = plan_tasks(source, destination)
+    plan = plan_tasks(source, destination, dataset=args.engine == "spark")
     if args.text_pair_column and args.long_text == "chunk":
         raise ConfigurationError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
     if args.score_cache is not None and args.engine != "local":
@@ -216,6 +223,7 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
         engine=args.engine,
         ray_address=args.ray_address,
         actors=args.actors,
+        spark_master=args.spark_master,
     )
     return job, model_cached
 
@@ -335,6 +343,10 @@ def score(
         from runtime.engines.ray_engine import run_ray
 
         stats = run_ray(job, scorer)
+    elif job.engine == "spark":
+        from runtime.engines.spark_engine import run_spark
+
+        stats = run_spark(job, scorer)
     else:
         stats = run_local(job, scorer)
     record = summary_record(stats, job, scorer, model_cached, time.perf_counter() - started, load_seconds)

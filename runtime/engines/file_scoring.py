@@ -6,7 +6,10 @@ the same columns and the same footer record, and `--resume` trusts an output whi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from runtime.engines.job import Job
 from runtime.engines.progress import Progress
@@ -23,7 +26,7 @@ from runtime.files.parquet_io import (
 )
 from runtime.files.score_cache import ScoreCache
 from runtime.files.storage import Location, parquet_files_under
-from runtime.scoring.scorer import Scorer
+from runtime.scoring.scorer import Scorer, Scores
 
 DEFAULT_WINDOW_ROWS = 8192
 
@@ -71,9 +74,8 @@ def score_file(
     progress.start_file(str(source.source))
     with atomic_parquet_writer(destination, schema) as writer:
         for batch in read_batches(source.parquet, source.source, window_rows, rows):
-            pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
-            scores = (cache or scorer).score(texts_of(batch, options.text_column), pairs, on_rows=progress.update)
-            writer.write_batch(scored_batch(batch, schema, scorer.labels, scores, options))
+            scored, scores = score_batch(scorer, batch, schema, options, on_rows=progress.update, cache=cache)
+            writer.write_batch(scored)
             record.counts.count(batch.num_rows, scores)
         if record.counts.rows == 0:
             writer.write_table(schema.empty_table())
@@ -81,6 +83,24 @@ def score_file(
     if cache is not None:
         cache.flush()
     return record
+
+
+def score_batch(
+    scorer: Scorer,
+    batch: pa.RecordBatch,
+    schema: pa.Schema,
+    options: OutputOptions,
+    on_rows: Callable[[int], None] | None = None,
+    cache: ScoreCache | None = None,
+) -> tuple[pa.RecordBatch, Scores]:
+    """One block of rows scored into `schema` (the output schema of the batch's own), and its scores for counting.
+
+    Every engine scores through here, so a file scored locally, by a Ray actor or in a Spark task holds the same
+    values. A `cache` in front of the scorer answers the rows it holds.
+    """
+    pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
+    scores = (cache or scorer).score(texts_of(batch, options.text_column), pairs, on_rows=on_rows)
+    return scored_batch(batch, schema, scorer.labels, scores, options), scores
 
 
 def orphaned_outputs(job: Job) -> list[str]:

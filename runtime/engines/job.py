@@ -43,9 +43,10 @@ class Job:
     progress_every: float = DEFAULT_PROGRESS_SECONDS  # seconds between progress lines off a terminal; 0: none
     summary_json: Location | None = None
     score_cache: Location | None = None  # --score-cache, checked: rows found there are not scored
-    engine: Literal["local", "ray"] = "local"
+    engine: Literal["local", "ray", "spark"] = "local"
     ray_address: str | None = None
     actors: int | None = None
+    spark_master: str | None = None  # None: local[*]
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,9 @@ class Plan:
     hidden: list[str] = field(default_factory=list)  # `.x` and `_x` files under IN, skipped as Spark and Hive do
 
 
-def plan_tasks(source: Location, destination: Location) -> Plan:
-    """File -> file, or directory -> directory keeping the relative layout.
+def plan_tasks(source: Location, destination: Location, dataset: bool = False) -> Plan:
+    """File -> file, or directory -> directory keeping the relative layout; with `dataset` (Spark), OUT is one
+    directory of part files whatever IN is.
 
     Refuses anything that could overwrite the input.
     """
@@ -79,7 +81,9 @@ def plan_tasks(source: Location, destination: Location) -> Plan:
             also = f" (only hidden ones, which are skipped: {', '.join(hidden[:3])})" if hidden else ""
             raise ConfigurationError(f"input directory {source} holds no *.parquet files{also}")
         return Plan(tuple(FileTask(source.child(path), destination.child(path)) for path in relatives), True, hidden)
-    if destination_info.type == pafs.FileType.Directory:
+    if dataset and destination_info.type == pafs.FileType.File:
+        raise ConfigurationError(f"output {destination} is a file; --engine spark writes OUT as a directory of part files")
+    if destination_info.type == pafs.FileType.Directory and not dataset:
         raise ConfigurationError(
             f"output {destination} is a directory but input {source} is a file; OUT must be a file path"
         )

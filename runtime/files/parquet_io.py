@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,17 +139,32 @@ def open_input(source: Location, options: OutputOptions) -> InputFile:
         raise StorageError(f"input {source} is not readable (permission denied)") from None
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"input {source} is not a readable Parquet file ({first_line(exc)})") from None
-    schema = parquet.schema_arrow
-    check_text_column(schema, options.text_column, source)
+    check_input_schema(parquet.schema_arrow, options, source)
+    return InputFile(source, parquet, input_identity(parquet, info.size))
+
+
+def as_flag(option: str, value: str | None = None) -> str:
+    """How the CLI spells an OutputOptions field (and a value for it): text_pair_column -> --text-pair-column."""
+    return f"--{option.replace('_', '-')}" + ("" if value is None else f" {value}")
+
+
+def check_input_schema(
+    schema: pa.Schema, options: OutputOptions, where: Location | str, spell: Callable[..., str] = as_flag
+) -> None:
+    """The text (and pair) columns exist and hold strings, and no output column clashes with an input one.
+
+    `where` names the input in messages (a file, or "DataFrame"); `spell` says how the caller's users write an
+    option (a CLI flag, or a keyword argument).
+    """
+    check_text_column(schema, options.text_column, where, option=spell("text_column"))
     if options.text_pair_column is not None:
-        check_text_column(schema, options.text_pair_column, source, option="--text-pair-column")
+        check_text_column(schema, options.text_pair_column, where, option=spell("text_pair_column"))
     clashes = [name for name in options.output_columns() if name in schema.names]
     if clashes:
         raise DataError(
-            f"input {source} already has column(s) {', '.join(clashes)}, which the output adds; name the output "
-            "columns apart with --output-prefix (e.g. --output-prefix pred_)"
+            f"input {where} already has column(s) {', '.join(clashes)}, which the output adds; name the output "
+            f"columns apart with {spell('output_prefix')} (e.g. {spell('output_prefix', 'pred_')})"
         )
-    return InputFile(source, parquet, input_identity(parquet, info.size))
 
 
 def check_text_column(schema: pa.Schema, text_column: str, path: Path | str, option: str = "--text-column") -> None:

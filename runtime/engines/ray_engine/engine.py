@@ -16,7 +16,7 @@ from typing import Any
 from runtime.engines.job import Job
 from runtime.engines.file_scoring import RunStats, files_to_score, orphaned_outputs
 from runtime.engines.progress import Progress
-from runtime.engines.ray_engine.capture import captured_stderr
+from runtime.engines.capture import captured_stderr
 from runtime.engines.ray_engine.cluster import ray_cluster
 from runtime.engines.ray_engine.failures import as_scorer_error
 from runtime.engines.ray_engine.plan import Publication, plan_units, pool_plan

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pyarrow as pa
 
-import runtime.errors
-from runtime.errors import ScorerError, StorageError, first_line
-
-# How a worker's error reads when a wrapper (an actor that died in __init__) carries it only as text.
-CARRIED_AS_TEXT = re.compile(rf"^{re.escape(runtime.errors.__name__)}\.(\w+): (.*)$", re.MULTILINE)
-
+from runtime.errors import ScorerError, StorageError, carried_error, first_line
 
 def cause_of(exc: BaseException) -> BaseException:
     """The user-level exception under Ray's wrappers (RayTaskError, UserCodeException, ...)."""
@@ -34,8 +27,4 @@ def as_scorer_error(exc: BaseException) -> ScorerError | None:
         return type(cause)(str(cause))
     if isinstance(cause, (pa.ArrowException, OSError)):  # e.g. OUT's disk full or not writable on a node
         return StorageError(first_line(cause))
-    carried = [match for match in CARRIED_AS_TEXT.finditer(str(exc)) if match.group(1) in vars(runtime.errors)]
-    if not carried:
-        return None
-    kind = vars(runtime.errors)[carried[-1].group(1)]
-    return kind(carried[-1].group(2)) if isinstance(kind, type) and issubclass(kind, ScorerError) else None
+    return carried_error(str(exc))
