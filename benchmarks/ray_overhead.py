@@ -9,40 +9,19 @@ Usage: python -m benchmarks.ray_overhead [--rows 50000] [--small-rows 5000] [--m
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tests.support.corpus import benchmark_texts
+from benchmarks.overhead import fit, print_fits, run_conditions, write_distinct_rows
 from benchmarks.report import write_report
-from benchmarks.machine import cpu_flags
 from benchmarks.throughput import ROOT, timed_command
-from runtime.model.model_dir import package_versions
-from runtime.model.session import default_threads
 
 ENGINES = ("local", "ray")
 GOAL = 0.85  # Ray's rows/s as a share of the local engine's, start included, on the big input
 
 
-def write_input(path: Path, rows: int) -> Path:
-    """Distinct rows (the corpus's sentences, each with its row number): repeats would measure the dedup cache."""
-    texts = benchmark_texts()
-    table = pa.table({"id": np.arange(rows), "text": [f"{texts[i % len(texts)]} ({i})" for i in range(rows)]})
-    pq.write_table(table, path, row_group_size=10_000)
-    return path
-
-
-def fit(small: tuple[int, float], big: tuple[int, float]) -> dict[str, float]:
-    """Fixed seconds and steady rows/s from wall times at two sizes."""
-    (n_small, t_small), (n_big, t_big) = small, big
-    steady = (n_big - n_small) / (t_big - t_small)
-    return {"fixed_s": round(t_big - n_big / steady, 2), "steady_rows_per_s": round(steady, 1)}
 
 
 def main() -> None:
@@ -55,7 +34,7 @@ def main() -> None:
     walls: dict[str, dict[int, float]] = {engine: {} for engine in ENGINES}
     with tempfile.TemporaryDirectory() as scratch:
         for rows in (args.small_rows, args.rows):
-            src = write_input(Path(scratch) / f"in-{rows}.parquet", rows)
+            src = write_distinct_rows(Path(scratch) / f"in-{rows}.parquet", rows, 10_000)
             for engine in ENGINES:
                 out = Path(scratch) / f"out-{engine}-{rows}.parquet"
                 command = [sys.executable, "-m", "runtime.score", str(src), str(out), "--model", str(args.model)]
@@ -79,13 +58,10 @@ def main() -> None:
         "ray_steady_share_of_local": round(ratio, 3),
         "ray_share_of_local_start_included": round(whole, 3),
         "goal": GOAL,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": default_threads(), **cpu_flags()},
-        "load_average_1m_after": round(os.getloadavg()[0], 2),  # other jobs on the host: above the cores, noisy
-        "versions": package_versions(("onnxruntime", "pyarrow", "ray")),
+        **run_conditions("ray"),
     }
     write_report(report, args.out / "ray_overhead.json")
-    for engine, numbers in engines.items():
-        print(f"{engine}: fixed {numbers['fixed_s']} s, steady {numbers['steady_rows_per_s']:,.0f} rows/s")
+    print_fits(engines)
     print(f"ray steady rate = {ratio:.0%} of local; with the start included, {whole:.0%} (goal {GOAL:.0%})")
 
 

@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from benchmarks.corpus import benchmark_texts
-from benchmarks.machine import cpu_flags
+from benchmarks.overhead import fit, print_fits, run_conditions, write_distinct_rows
 from benchmarks.report import write_report
 from benchmarks.throughput import ROOT, timed_command
-from runtime.model.model_dir import package_versions
-from runtime.model.session import default_threads
 
 GOAL = 0.85  # Spark's steady rate as a share of the local engine's
 MASTER = "local[2]"
@@ -69,19 +62,6 @@ def bench_model(requested: Path | None) -> Path:
     return out
 
 
-def write_input(path: Path, rows: int) -> Path:
-    """`rows` distinct texts: SST-2 dev sentences, each with its row number."""
-    texts = benchmark_texts()
-    table = pa.table({"id": np.arange(rows), "text": [f"{texts[i % len(texts)]} ({i})" for i in range(rows)]})
-    pq.write_table(table, path, row_group_size=2_000)
-    return path
-
-
-def fit(small: tuple[int, float], big: tuple[int, float]) -> dict[str, float]:
-    """Fixed seconds and steady rows/s from wall times at two sizes."""
-    (n_small, t_small), (n_big, t_big) = small, big
-    steady = (n_big - n_small) / (t_big - t_small)
-    return {"fixed_s": round(t_big - n_big / steady, 2), "steady_rows_per_s": round(steady, 1)}
 
 
 def spark_env(scratch: Path, name: str, settings: dict[str, str]) -> dict[str, str]:
@@ -105,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         for rows in (args.small_rows, args.rows):
-            src = write_input(scratch / f"in-{rows}.parquet", rows)
+            src = write_distinct_rows(scratch / f"in-{rows}.parquet", rows, 2_000)
             for engine in engines:  # alternating, so every engine sees the same machine
                 out = scratch / f"out-{engines.index(engine)}-{rows}{'.parquet' if engine == 'local' else ''}"
                 command = [sys.executable, "-m", "runtime.score", str(src), str(out), "--model", str(model)]
@@ -131,13 +111,10 @@ def main() -> None:
         "spark_settings": SPARK_SETTINGS,
         "spark_steady_share_of_local": shares,
         "goal": GOAL,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": default_threads(), **cpu_flags()},
-        "load_average_1m_after": round(os.getloadavg()[0], 2),  # other jobs on the host: above the cores, noisy
-        "versions": package_versions(("onnxruntime", "pyarrow", "pyspark")),
+        **run_conditions("pyspark"),
     }
     write_report(report, args.out / "spark_overhead.json")
-    for engine, numbers in fits.items():
-        print(f"{engine}: fixed {numbers['fixed_s']} s, steady {numbers['steady_rows_per_s']:,.0f} rows/s")
+    print_fits(fits)
     for engine, share in shares.items():
         print(f"{engine}: steady rate = {share:.0%} of local (goal {GOAL:.0%})")
 
