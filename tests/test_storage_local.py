@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support.cli import ROOT, assert_clean_error, score, write
-from tests.support.cli import make_tree
+from runtime.cli import EXIT_RETRY
+from tests.support.cli import ROOT, assert_clean_error, make_tree, score, write
 
 
 def record_of(path: Path) -> dict:
@@ -102,7 +102,7 @@ def test_file_size_limit_mid_write_keeps_the_old_out(model_dir, tmp_path):
         [sys.executable, "-m", "runtime.score", str(src), str(out), "--model", str(model_dir)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
     )
-    assert_clean_error(result, str(out), "File too large")
+    assert_clean_error(result, str(out), "File too large", code=EXIT_RETRY)  # the store's limit, not the input
     assert out.read_bytes() == b"yesterday's output"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
 

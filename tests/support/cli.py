@@ -10,6 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runtime.cli import EXIT_BAD_INPUT
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,9 +40,10 @@ def corrupt_middle(path: Path, size: int = 2000) -> None:
     path.write_bytes(bytes(data))
 
 
-def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """Exit 2 with exactly one `error:` line naming each fragment, and no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stderr)
+def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Exit `code` (2: bad input; 75: a storage failure) with exactly one `error:` line naming each fragment, and no
+    traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
