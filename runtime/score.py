@@ -32,11 +32,22 @@ from runtime.model.model_dir import package_versions
 from runtime.scoring.distribution import Distribution
 from runtime.scoring.drift import DEFAULT_PSI_THRESHOLD, check_baseline, compare, summary_of
 from runtime.scoring.scorer import Scorer
+from runtime.scoring.zero_shot import DEFAULT_TEMPLATE
 from runtime.files.storage import URI_SCHEME, Location, atomic_output, check_writable, locate, read_small
 from runtime.model.cache import cached_model_dir
 
 DEFAULT_MODEL = "models/default"
 RAY_ONLY = {"--ray-address": "ray_address", "--actors": "actors"}  # flag -> argparse dest
+ZERO_SHOT_ONLY: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "--hypothesis-template": lambda args: args.hypothesis_template is not None,
+    "--multi-label": lambda args: args.multi_label,
+}
+NOT_ZERO_SHOT: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "--long-text chunk": lambda args: args.long_text == "chunk",
+    "--text-pair-column": lambda args: args.text_pair_column is not None,
+    "--function-to-apply": lambda args: args.function_to_apply is not None,
+    "--logits": lambda args: args.logits,
+}
 
 
 def whole_number_at_least(minimum: int) -> Callable[[str], int]:
@@ -160,6 +171,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PREFIX",
         help="put PREFIX before the output columns' names (label -> PREFIXlabel), for inputs with a label of their own",
     )
+    zero_shot = parser.add_mutually_exclusive_group()
+    zero_shot.add_argument(
+        "--candidate-labels",
+        default=None,
+        metavar="LABELS",
+        help='zero-shot with an NLI model: comma-separated labels to rank for every text, e.g. "sports,politics,tech"',
+    )
+    zero_shot.add_argument(
+        "--candidate-labels-file", default=None, metavar="PATH", help="zero-shot: the candidate labels, one a line"
+    )
+    parser.add_argument(
+        "--hypothesis-template",
+        default=None,
+        help=f"zero-shot: the hypothesis each label fills, with {{}} for the label (default: {DEFAULT_TEMPLATE!r})",
+    )
+    parser.add_argument(
+        "--multi-label", action="store_true", help="zero-shot: score each label on its own (entailment vs contradiction)"
+    )
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (with --engine ray)")
     parser.add_argument("--actors", type=positive_int, default=None, help="Ray actor pool size (with --engine ray)")
     args = parser.parse_args(argv)
@@ -168,7 +197,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"{', '.join(misplaced)} only apply with --engine ray")
     if args.psi_threshold is not None and args.baseline is None:
         parser.error("--psi-threshold only applies with --baseline")
+    check_zero_shot(parser, args)
     return args
+
+
+def check_zero_shot(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Zero-shot options only with candidate labels, and none of the options that mean nothing in zero-shot."""
+    asked = args.candidate_labels is not None or args.candidate_labels_file is not None
+    if not asked:
+        lone = [flag for flag, given in ZERO_SHOT_ONLY.items() if given(args)]
+        if lone:
+            parser.error(f"{', '.join(lone)} only apply with --candidate-labels or --candidate-labels-file")
+        return
+    clashing = [flag for flag, given in NOT_ZERO_SHOT.items() if given(args)]
+    if clashing:
+        parser.error(f"{', '.join(clashing)} do not apply to zero-shot (--candidate-labels): drop them")
+
+
+def candidate_labels_of(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """--candidate-labels split at commas, or --candidate-labels-file's non-blank lines; None when not zero-shot."""
+    if args.candidate_labels_file is not None:
+        text = read_small(locate(args.candidate_labels_file)).decode("utf-8", errors="replace")
+        return tuple(line.strip() for line in text.splitlines() if line.strip())
+    if args.candidate_labels is not None:
+        return tuple(label.strip() for label in args.candidate_labels.split(",") if label.strip())
+    return None
 
 
 def model_dir_of(model: str) -> tuple[Path, bool | None]:
@@ -185,6 +238,9 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
     if args.text_pair_column and args.long_text == "chunk":
         raise ConfigurationError("--long-text chunk scores single texts; drop --text-pair-column or use --long-text truncate")
     model_dir, model_cached = model_dir_of(args.model)
+    args.candidate_labels = candidate_labels_of(args)
+    if args.candidate_labels is not None and args.hypothesis_template is None:
+        args.hypothesis_template = DEFAULT_TEMPLATE  # the footer records the template used, default or not
     job = Job(
         source=source,
         destination=destination,
@@ -205,6 +261,7 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
         ray_address=args.ray_address,
         actors=args.actors,
     )
+    job.output.zero_shot()  # a bad zero-shot question fails before the model loads
     return job, model_cached
 
 
@@ -315,7 +372,7 @@ def score(
         **job.output.scorer_options(),
     )
     if baseline is not None:
-        check_baseline(baseline[1], scorer.labels, baseline[0])
+        check_baseline(baseline[1], job.output.answer_labels(scorer.labels), baseline[0])
     load_seconds = time.perf_counter() - started
     if job.engine == "ray":
         from runtime.engines.ray_engine import run_ray

@@ -64,13 +64,18 @@ def score_file(
     Memory does not grow with the file: only one window of rows is held at a time.
     """
     record = FileRecord.start(scorer, source, options)
+    question = options.zero_shot()
     schema = output_schema(source.parquet.schema_arrow, record.as_dict(), options, scorer.function_to_apply)
     progress.start_file(str(source.source))
     with atomic_parquet_writer(destination, schema) as writer:
         for batch in read_batches(source.parquet, source.source, window_rows, rows):
-            pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
-            scores = scorer.score(texts_of(batch, options.text_column), pairs, on_rows=progress.update)
-            writer.write_batch(scored_batch(batch, schema, scorer.labels, scores, options))
+            texts = texts_of(batch, options.text_column)
+            if question is not None:
+                scores = scorer.score_zero_shot(texts, question, on_rows=progress.update)
+            else:
+                pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
+                scores = scorer.score(texts, pairs, on_rows=progress.update)
+            writer.write_batch(scored_batch(batch, schema, options.answer_labels(scorer.labels), scores, options))
             record.counts.count(batch.num_rows, scores)
         if record.counts.rows == 0:
             writer.write_table(schema.empty_table())
