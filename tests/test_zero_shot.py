@@ -218,3 +218,16 @@ def test_cli_refuses_a_model_without_entailment_in_one_line(models, tmp_path):
     src = write(tmp_path / "in.parquet", pa.table({"text": TEXTS}))
     result = score(models["distilbert"][1], src, tmp_path / "out.parquet", "--candidate-labels", "a,b")
     assert_clean_error(result, "no entailment label", "NEGATIVE, POSITIVE")
+
+
+def test_pairs_tokenized_by_parts_equal_pairs_tokenized_whole(scorer):
+    """Texts and hypotheses are tokenized once each and joined by the tokenizer's template; long texts, empty texts,
+    an empty pair and a hypothesis long enough to be cut too must give the ids and types of encoding each pair."""
+    texts = [text for text in [*TEXTS, "", " ".join(["word"] * 700)] for _ in range(4)]
+    pairs = ["This example is sports.", "", "It is {}.", " ".join(["label"] * 400)] * (len(texts) // 4)
+    encoded = scorer.encoder.encode(texts, pairs)
+    whole = scorer.encoder.tokenizer.encode_batch([(text, pair) if pair else text for text, pair in zip(texts, pairs)])
+    assert encoded.ids == [encoding.ids for encoding in whole]
+    assert encoded.type_ids == [encoding.type_ids for encoding in whole]
+    assert encoded.truncated.tolist() == [bool(encoding.overflowing) for encoding in whole]
+    assert encoded.truncated.sum() > 2
