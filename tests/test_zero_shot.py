@@ -71,7 +71,7 @@ def test_the_manifest_records_the_pipelines_nli_ids(models):
 
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_many_labels_equal_the_pipeline(scorer, pipe, multi_label):
-    ours = scorer(TEXTS, candidate_labels=LABELS, multi_label=multi_label)
+    ours = scorer(TEXTS, candidate_labels=LABELS, multi_label=multi_label, batch_size=3)  # pairs of a text split
     theirs = pipe(TEXTS, candidate_labels=LABELS, multi_label=multi_label)
     assert_same(ours, theirs)
     assert spread(theirs) > TOLERANCE
@@ -143,6 +143,8 @@ def test_misuse_is_a_clear_error(nli, models, scorer):
         scorer(TEXTS, candidate_labels=LABELS, hypothesis_template="This example is about it.")
     with pytest.raises(ConfigurationError, match="task='zero-shot-classification'"):
         Scorer(nli[1])(TEXTS, candidate_labels=LABELS)
+    with pytest.raises(ConfigurationError, match="drop top_k"):
+        scorer(TEXTS, candidate_labels=LABELS, top_k=1)
     with pytest.raises(ConfigurationError, match="task must be one of"):
         Scorer(nli[1], task="summarization")
     with pytest.raises(ConfigurationError, match="chunk mode"):

@@ -186,7 +186,11 @@ class Scorer(OnnxModel):
         zero-shot pipeline's question and the answers are its `{"sequence", "labels", "scores"}` dicts.
         """
         if self.nli is not None:
-            return self.classify_zero_shot(inputs, ZeroShot.of(candidate_labels, hypothesis_template, multi_label))
+            if top_k is not LEGACY_TOP_K or function_to_apply is not None or truncation not in TRUNCATE:
+                raise ConfigurationError("zero-shot answers every label, scored its own way: drop top_k, "
+                                         "function_to_apply and truncation")
+            question = ZeroShot.of(candidate_labels, hypothesis_template, multi_label)
+            return self.classify_zero_shot(inputs, question, batch_size)
         if candidate_labels is not None:
             raise ConfigurationError("candidate_labels ask a zero-shot question: load with task='zero-shot-classification'")
         texts, pairs = texts_and_pairs(inputs)
@@ -210,22 +214,28 @@ class Scorer(OnnxModel):
         single = inputs is None or isinstance(inputs, Mapping) or (isinstance(inputs, str) and given)
         return cut[0] if single else cut
 
-    def classify_zero_shot(self, inputs: str | None | Sequence[str | None], question: ZeroShot) -> Any:
+    def classify_zero_shot(
+        self, inputs: str | None | Sequence[str | None], question: ZeroShot, batch_size: int | None = None
+    ) -> Any:
         """One dict for a text, a list for a list of texts, as the zero-shot pipeline answers (None for None)."""
         single = inputs is None or isinstance(inputs, str)
         texts = [inputs] if single else check_texts(list(inputs), "")
-        found = answers(texts, self.score_zero_shot(texts, question), question)
+        found = answers(texts, self.score_zero_shot(texts, question, batch_rows=batch_size), question)
         return found[0] if single else found
 
     def score_zero_shot(
-        self, texts: Sequence[str | None], question: ZeroShot, on_rows: Callable[[int], None] | None = None
+        self,
+        texts: Sequence[str | None],
+        question: ZeroShot,
+        on_rows: Callable[[int], None] | None = None,
+        batch_rows: int | None = None,
     ) -> Scores:
         """A window of texts against the question's candidate labels (runtime/scoring/zero_shot.py)."""
         if self.nli is None:
             raise ConfigurationError("zero-shot needs the scorer loaded with task='zero-shot-classification'")
         if self.long_text.chunked:
             raise ConfigurationError("chunk mode scores single texts; zero-shot scores pairs: use long_text='truncate'")
-        return score_zero_shot(self.score, self.nli, texts, question, on_rows)
+        return score_zero_shot(self.score, self.nli, texts, question, on_rows, batch_rows)
 
     def refuse_truncation(self, texts: Sequence[str | None], pairs: Sequence[str | None] | None) -> None:
         """A ValueError naming the first item that would lose tokens (past the max length, or past max_chunks)."""
