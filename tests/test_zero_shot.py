@@ -3,7 +3,9 @@ contradiction, entailment, neutral), computed in the same test: Python API, CLI,
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,12 @@ import pytest
 
 from runtime import Scorer
 from runtime.errors import ConfigurationError, ModelError
-from runtime.model.model_dir import read_manifest
+from runtime.model.model_dir import (
+    IDENTITY_FIELDS,
+    Manifest,
+    model_identity,
+    read_manifest,
+)
 from tests.support.cli import assert_clean_error, score, write
 
 TOLERANCE = 1e-4
@@ -67,6 +74,14 @@ def test_the_manifest_records_the_pipelines_nli_ids(models):
     assert (nli_manifest.entailment_id, nli_manifest.contradiction_id) == (1, 0)  # the pipeline's: entail*, then id 0
     sentiment = read_manifest(models["distilbert"][1])
     assert (sentiment.entailment_id, sentiment.contradiction_id) == (None, None)
+
+
+def test_dirs_exported_before_the_nli_ids_keep_their_identity_and_the_ids_enter_it_when_set():
+    manifest = Manifest("c", "bert", ["a", "b"], "softmax", 8, ["input_ids"], 17, {}, files={"model.onnx": "0"})
+    before = {"files": manifest.files, **{name: getattr(manifest, name) for name in IDENTITY_FIELDS}}
+    assert model_identity(manifest) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
+    nli = replace(manifest, entailment_id=1, contradiction_id=0)
+    assert model_identity(nli) not in (model_identity(manifest), model_identity(replace(nli, entailment_id=0)))
 
 
 @pytest.mark.parametrize("multi_label", [False, True])
