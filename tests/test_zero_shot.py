@@ -122,6 +122,18 @@ def test_ties_are_ordered_as_the_pipeline_orders_them(scorer, pipe):
         assert ours[0]["labels"] == labels[::-1]
 
 
+def test_labels_that_tokenize_alike_tie_as_in_the_pipeline(scorer, pipe):
+    """The uncased tokenizer reads "Sports" and "sports" (and "café"/"cafe") alike: the pipeline's scores tie."""
+    labels = ["Sports", "politics", "sports", "café", "cafe", "SPORTS"]
+    ours = scorer(TEXTS, candidate_labels=labels)
+    theirs = pipe(TEXTS, candidate_labels=labels)
+    assert_same(ours, theirs)
+    for answer in ours:  # each tie together, the label given last first
+        for tied in (["SPORTS", "sports", "Sports"], ["cafe", "café"]):
+            first = answer["labels"].index(tied[0])
+            assert answer["labels"][first : first + len(tied)] == tied
+
+
 def test_a_long_text_loses_its_own_tokens_as_in_the_pipeline(scorer, pipe):
     long_text = " ".join(["the match went on and on"] * 150)  # about 900 tokens: cut to the max length
     assert_same(scorer([long_text], candidate_labels=LABELS[:3]), pipe([long_text], candidate_labels=LABELS[:3]))

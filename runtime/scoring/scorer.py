@@ -28,6 +28,7 @@ from runtime.scoring.zero_shot import (
     Task,
     ZeroShot,
     answers,
+    merged_hypotheses,
     score_zero_shot,
 )
 
@@ -235,7 +236,9 @@ class Scorer(OnnxModel):
             raise ConfigurationError("zero-shot needs the scorer loaded with task='zero-shot-classification'")
         if self.long_text.chunked:
             raise ConfigurationError("chunk mode scores single texts; zero-shot scores pairs: use long_text='truncate'")
-        return score_zero_shot(self.score, self.nli, texts, question, on_rows, batch_rows)
+        hypotheses = question.hypotheses
+        hypotheses = merged_hypotheses(hypotheses, [part.ids for part in self.encoder.encode_parts(hypotheses)])
+        return score_zero_shot(self.score, self.nli, texts, hypotheses, question.multi_label, on_rows, batch_rows)
 
     def refuse_truncation(self, texts: Sequence[str | None], pairs: Sequence[str | None] | None) -> None:
         """A ValueError naming the first item that would lose tokens (past the max length, or past max_chunks)."""

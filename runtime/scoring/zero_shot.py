@@ -99,18 +99,30 @@ def best_first(scores: np.ndarray) -> np.ndarray:
     return np.argsort(scores, axis=-1)[..., ::-1]
 
 
+def merged_hypotheses(hypotheses: list[str], token_ids: list[list[int]]) -> list[str]:
+    """Hypotheses that tokenize alike (labels differing only in case, for an uncased tokenizer) as one string.
+
+    The pipeline gives such labels bit-equal scores, a tie it orders by position; as one string they are one pair
+    to the scorer's dedup, so they tie here too (and are scored once).
+    """
+    first: dict[tuple[int, ...], str] = {}
+    return [first.setdefault(tuple(ids), hypothesis) for hypothesis, ids in zip(hypotheses, token_ids)]
+
+
 def score_zero_shot(
     score: Callable[..., Scores],
     nli: NliIds,
     texts: Sequence[str | None],
-    question: ZeroShot,
+    hypotheses: list[str],
+    multi_label: bool,
     on_rows: Callable[[int], None] | None = None,
     batch_rows: int | None = None,
 ) -> Scores:
-    """Scores of a window of texts (None: no answer): `probabilities` are each candidate label's score in the order
-    given, `logits` its entailment logit, `label_ids` the best label's position; `truncated` counts texts cut with
-    at least one hypothesis. `score` is the scorer's own `score`, so the pairs share its batches and dedup."""
-    n_labels = len(question.candidate_labels)
+    """Scores of a window of texts (None: no answer) against one hypothesis per candidate label: `probabilities`
+    are each label's score in the order given, `logits` its entailment logit, `label_ids` the best label's position;
+    `truncated` counts texts cut with at least one hypothesis. `score` is the scorer's own `score`, so the pairs
+    share its batches and dedup."""
+    n_labels = len(hypotheses)
     present = [i for i, text in enumerate(texts) if text is not None]
     done = [0, 0]  # pairs finished, rows reported
 
@@ -121,13 +133,12 @@ def score_zero_shot(
             done[1] = done[0] // n_labels
 
     premises = [texts[i] for i in present for _ in range(n_labels)]
-    hypotheses = question.hypotheses * len(present)
-    grid = score(premises, hypotheses, on_rows=pairs_done, function_to_apply="none", batch_rows=batch_rows)
+    grid = score(premises, hypotheses * len(present), on_rows=pairs_done, function_to_apply="none", batch_rows=batch_rows)
     logits = grid.logits.reshape(len(present), n_labels, grid.logits.shape[1])
     valid = np.zeros(len(texts), dtype=bool)
     valid[present] = True
     probabilities = np.zeros((len(texts), n_labels), dtype=np.float32)
-    probabilities[present] = label_scores(logits, nli, question.multi_label)
+    probabilities[present] = label_scores(logits, nli, multi_label)
     entailment = np.zeros_like(probabilities)
     entailment[present] = logits[..., nli.entailment]
     cut = np.zeros(len(texts), dtype=bool)

@@ -97,13 +97,17 @@ class TextEncoder:
         template, which is what encoding each pair whole does: a zero-shot window repeats every text once per
         candidate label and every hypothesis once per text."""
         distinct = list(dict.fromkeys([*texts, *(pair for pair in pairs if pair)]))
+        parts = dict(zip(distinct, self.encode_parts(distinct)))
+        return [self.tokenizer.post_process(parts[text], parts[pair] if pair else None) for text, pair in zip(texts, pairs)]
+
+    def encode_parts(self, texts: Sequence[str]) -> list[Encoding]:
+        """Texts as the parts of a pair: no special tokens and not truncated (the joined pair is)."""
         truncation = self.tokenizer.truncation
-        self.tokenizer.no_truncation()  # truncate the joined pair, not its parts
+        self.tokenizer.no_truncation()
         try:
-            parts = dict(zip(distinct, self.tokenizer.encode_batch(distinct, add_special_tokens=False)))
+            return self.tokenizer.encode_batch(texts, add_special_tokens=False)
         finally:
             self.tokenizer.enable_truncation(**truncation)
-        return [self.tokenizer.post_process(parts[text], parts[pair] if pair else None) for text, pair in zip(texts, pairs)]
 
     def encode_cut(self, texts: Sequence[str]) -> list[Encoding]:
         return self.tokenizer.encode_batch([cut_at_space(text, self.char_budget) for text in texts])
