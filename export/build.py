@@ -51,10 +51,24 @@ def max_length_of(checkpoint: Checkpoint) -> int:
     return int(min(limit for limit in limits if limit and limit < 1_000_000))
 
 
+def nli_label_ids(checkpoint: Checkpoint) -> tuple[int | None, int | None]:
+    """(entailment id, contradiction id) as `pipeline("zero-shot-classification")` picks them, or (None, None).
+
+    The pipeline takes the first label2id name starting with "entail" (any case) and, without looking at names,
+    id 0 as contradiction (the last id when entailment is 0); recording its choice keeps the answers equal.
+    """
+    config = checkpoint.model.config
+    entailment = next((int(i) for label, i in config.label2id.items() if label.lower().startswith("entail")), None)
+    if entailment is None:
+        return None, None
+    return entailment, config.num_labels - 1 if entailment == 0 else 0
+
+
 def build_manifest(checkpoint: Checkpoint, model_dir: Path) -> Manifest:
     config = checkpoint.model.config
     onnx_path = model_dir / ONNX_FILE
     max_length = max_length_of(checkpoint)
+    entailment_id, contradiction_id = nli_label_ids(checkpoint)
     return Manifest(
         checkpoint=checkpoint.name,
         model_type=config.model_type,
@@ -65,6 +79,8 @@ def build_manifest(checkpoint: Checkpoint, model_dir: Path) -> Manifest:
         opset=onnx_opset(onnx_path),
         versions=package_versions(VERSIONED_PACKAGES),
         pad_token_id=int(checkpoint.tokenizer.pad_token_id or 0),
+        entailment_id=entailment_id,
+        contradiction_id=contradiction_id,
         probes=probe_texts(max_length),
     )
 

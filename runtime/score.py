@@ -33,12 +33,24 @@ from runtime.scoring.distribution import Distribution
 from runtime.scoring.drift import DEFAULT_PSI_THRESHOLD, check_baseline, compare, summary_of
 from runtime.scoring.scorer import Scorer
 from runtime.files.score_cache import open_cache_root
+from runtime.scoring.zero_shot import DEFAULT_TEMPLATE
 from runtime.files.storage import URI_SCHEME, Location, atomic_output, check_writable, locate, read_small
 from runtime.model.cache import cached_model_dir
 
 DEFAULT_MODEL = "models/default"
 RAY_ONLY = {"--ray-address": "ray_address", "--actors": "actors"}  # flag -> argparse dest
 SPARK_ONLY = {"--spark-master": "spark_master"}
+ZERO_SHOT_ONLY: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "--hypothesis-template": lambda args: args.hypothesis_template is not None,
+    "--multi-label": lambda args: args.multi_label,
+}
+NOT_ZERO_SHOT: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "--long-text chunk": lambda args: args.long_text == "chunk",
+    "--text-pair-column": lambda args: args.text_pair_column is not None,
+    "--function-to-apply": lambda args: args.function_to_apply is not None,
+    "--logits": lambda args: args.logits,
+    "--score-cache": lambda args: args.score_cache is not None,
+}
 
 
 def whole_number_at_least(minimum: int) -> Callable[[str], int]:
@@ -169,6 +181,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PREFIX",
         help="put PREFIX before the output columns' names (label -> PREFIXlabel), for inputs with a label of their own",
     )
+    zero_shot = parser.add_mutually_exclusive_group()
+    zero_shot.add_argument(
+        "--candidate-labels",
+        default=None,
+        metavar="LABELS",
+        help='zero-shot with an NLI model: comma-separated labels to rank for every text, e.g. "sports,politics,tech"',
+    )
+    zero_shot.add_argument(
+        "--candidate-labels-file", default=None, metavar="PATH", help="zero-shot: the candidate labels, one a line"
+    )
+    parser.add_argument(
+        "--hypothesis-template",
+        default=None,
+        help=f"zero-shot: the hypothesis each label fills, with {{}} for the label (default: {DEFAULT_TEMPLATE!r})",
+    )
+    parser.add_argument(
+        "--multi-label", action="store_true", help="zero-shot: score each label on its own (entailment vs contradiction)"
+    )
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster (with --engine ray)")
     parser.add_argument("--actors", type=positive_int, default=None, help="Ray actor pool size (with --engine ray)")
     parser.add_argument(
@@ -183,7 +213,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--resume does not apply with --engine spark: Spark writes OUT as one dataset, whole")
     if args.psi_threshold is not None and args.baseline is None:
         parser.error("--psi-threshold only applies with --baseline")
+    check_zero_shot(parser, args)
     return args
+
+
+def check_zero_shot(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Zero-shot options only with candidate labels, and none of the options that mean nothing in zero-shot."""
+    asked = args.candidate_labels is not None or args.candidate_labels_file is not None
+    if not asked:
+        lone = [flag for flag, given in ZERO_SHOT_ONLY.items() if given(args)]
+        if lone:
+            parser.error(f"{', '.join(lone)} only apply with --candidate-labels or --candidate-labels-file")
+        return
+    clashing = [flag for flag, given in NOT_ZERO_SHOT.items() if given(args)]
+    if clashing:
+        parser.error(f"{', '.join(clashing)} do not apply to zero-shot (--candidate-labels): drop them")
+
+
+def candidate_labels_of(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """--candidate-labels split at commas, or --candidate-labels-file's non-blank lines; None when not zero-shot."""
+    if args.candidate_labels_file is not None:
+        text = read_small(locate(args.candidate_labels_file)).decode("utf-8", errors="replace")
+        return tuple(line.strip() for line in text.splitlines() if line.strip())
+    if args.candidate_labels is not None:
+        return tuple(label.strip() for label in args.candidate_labels.split(",") if label.strip())
+    return None
 
 
 def model_dir_of(model: str) -> tuple[Path, bool | None]:
@@ -203,6 +257,9 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
         raise ConfigurationError("--score-cache runs with --engine local for now")
     score_cache = None if args.score_cache is None else open_cache_root(args.score_cache)
     model_dir, model_cached = model_dir_of(args.model)
+    args.candidate_labels = candidate_labels_of(args)
+    if args.candidate_labels is not None and args.hypothesis_template is None:
+        args.hypothesis_template = DEFAULT_TEMPLATE  # the footer records the template used, default or not
     job = Job(
         source=source,
         destination=destination,
@@ -225,6 +282,7 @@ def build_job(args: argparse.Namespace, summary_json: Location | None) -> tuple[
         actors=args.actors,
         spark_master=args.spark_master,
     )
+    job.output.zero_shot()  # a bad zero-shot question fails before the model loads
     return job, model_cached
 
 
@@ -337,7 +395,7 @@ def score(
         **job.output.scorer_options(),
     )
     if baseline is not None:
-        check_baseline(baseline[1], scorer.labels, baseline[0])
+        check_baseline(baseline[1], job.output.answer_labels(scorer.labels), baseline[0])
     load_seconds = time.perf_counter() - started
     if job.engine == "ray":
         from runtime.engines.ray_engine import run_ray

@@ -96,11 +96,17 @@ def score_batch(
     """One block of rows scored into `schema` (the output schema of the batch's own), and its scores for counting.
 
     Every engine scores through here, so a file scored locally, by a Ray actor or in a Spark task holds the same
-    values. A `cache` in front of the scorer answers the rows it holds.
+    values. A `cache` in front of the scorer answers the rows it holds. With candidate labels (zero-shot) each
+    text is scored against every label's hypothesis.
     """
-    pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
-    scores = (cache or scorer).score(texts_of(batch, options.text_column), pairs, on_rows=on_rows)
-    return scored_batch(batch, schema, scorer.labels, scores, options), scores
+    texts = texts_of(batch, options.text_column)
+    question = options.zero_shot()
+    if question is not None:
+        scores = scorer.score_zero_shot(texts, question, on_rows=on_rows)
+    else:
+        pairs = None if options.text_pair_column is None else texts_of(batch, options.text_pair_column)
+        scores = (cache or scorer).score(texts, pairs, on_rows=on_rows)
+    return scored_batch(batch, schema, options.answer_labels(scorer.labels), scores, options), scores
 
 
 def orphaned_outputs(job: Job) -> list[str]:

@@ -38,9 +38,10 @@ class RowCounts:
     distribution: Distribution = field(default_factory=Distribution)
 
     @classmethod
-    def start(cls, scorer: Scorer) -> RowCounts:
-        """No rows yet, over the scorer's labels and kind of score."""
-        return cls(distribution=Distribution.start(scorer.labels, probabilities=scorer.function_to_apply != "none"))
+    def start(cls, scorer: Scorer, options: OutputOptions) -> RowCounts:
+        """No rows yet, over the labels rows get (the model's, or zero-shot's candidates) and the kind of score."""
+        probabilities = options.candidate_labels is not None or scorer.function_to_apply != "none"
+        return cls(distribution=Distribution.start(options.answer_labels(scorer.labels), probabilities=probabilities))
 
     def add(self, other: RowCounts) -> None:
         for counter in fields(self):
@@ -111,7 +112,7 @@ class FileRecord:
     def start(cls, scorer: Scorer, source: InputFile, options: OutputOptions) -> FileRecord:
         key = resume_key(scorer, source, options)
         return cls(
-            model_record(scorer, options), str(source.source), source.identity, list(key), now(), RowCounts.start(scorer)
+            model_record(scorer, options), str(source.source), source.identity, list(key), now(), RowCounts.start(scorer, options)
         )
 
     def finish(self) -> dict[bytes, bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,10 +20,12 @@ from runtime.errors import ConfigurationError, DataError, StorageError, first_li
 from runtime.model.activations import FunctionToApply
 from runtime.model.precision import PrecisionChoice
 from runtime.scoring.scorer import Scores
+from runtime.scoring.zero_shot import DEFAULT_TEMPLATE, ZERO_SHOT, ZeroShot, best_first
 from runtime.text.chunking import DEFAULT_MAX_CHUNKS, ChunkAggregate, LongText
 from runtime.files.storage import Location, atomic_output, temp_name
 
 OUTPUT_COLUMNS = ("label", "score", "probabilities")
+ZERO_SHOT_COLUMNS = ("label", "score", "labels", "scores")  # with --candidate-labels: the top one, then all ranked
 LOGITS_COLUMN = "logits"  # with --logits
 CHUNKS_COLUMN = "chunks"  # with --long-text chunk
 FUNCTION_KEY = b"function_to_apply"  # field metadata of `score` and `probabilities`: which activation made them
@@ -49,14 +51,30 @@ class OutputOptions:
     max_chunks: int = DEFAULT_MAX_CHUNKS
     precision: PrecisionChoice | None = None  # None: the graph's own (fp32, or int8 for a --quantize int8 export)
     output_prefix: str = ""  # before every output column's name, for inputs that have a `label` of their own
+    candidate_labels: tuple[str, ...] | None = None  # zero-shot: the labels every text is asked about
+    hypothesis_template: str | None = None  # zero-shot: None means the pipeline's "This example is {}."
+    multi_label: bool = False  # zero-shot: each label scored on its own
+
+    def zero_shot(self) -> ZeroShot | None:
+        """The zero-shot question, checked (a ConfigurationError if bad), or None when scoring the model's labels."""
+        if self.candidate_labels is None:
+            return None
+        template = DEFAULT_TEMPLATE if self.hypothesis_template is None else self.hypothesis_template
+        return ZeroShot.of(self.candidate_labels, template, self.multi_label)
+
+    def answer_labels(self, model_labels: Sequence[str]) -> list[str]:
+        """The labels a row's `label` is one of: the candidate labels in zero-shot, else the model's."""
+        return list(self.candidate_labels if self.candidate_labels is not None else model_labels)
 
     def output_columns(self) -> list[str]:
         """The columns OUT adds after the input's, in order."""
-        names = [*OUTPUT_COLUMNS, *[CHUNKS_COLUMN] * (self.long_text == "chunk"), *[LOGITS_COLUMN] * self.logits]
+        first = ZERO_SHOT_COLUMNS if self.candidate_labels is not None else OUTPUT_COLUMNS
+        names = [*first, *[CHUNKS_COLUMN] * (self.long_text == "chunk"), *[LOGITS_COLUMN] * self.logits]
         return [f"{self.output_prefix}{name}" for name in names]
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        """As the footer's JSON holds it (tuples as lists), so --resume compares like with like."""
+        return json.loads(json.dumps(asdict(self)))
 
     def scorer_options(self) -> dict[str, Any]:
         """The options `Scorer` itself applies (the rest choose columns)."""
@@ -67,6 +85,7 @@ class OutputOptions:
             "chunk_aggregate": self.chunk_aggregate,
             "max_chunks": self.max_chunks,
             "precision": self.precision,
+            **({"task": ZERO_SHOT} if self.candidate_labels is not None else {}),
         }
 
 
@@ -193,12 +212,15 @@ def texts_of(batch: pa.RecordBatch, text_column: str) -> list[str | None]:
 def output_schema(
     input_schema: pa.Schema, metadata: dict[str, Any], options: OutputOptions, function_to_apply: str = "softmax"
 ) -> pa.Schema:
-    """Input columns unchanged and in order, then label, score, probabilities, chunks (chunk mode), logits."""
+    """Input columns unchanged and in order, then label, score, probabilities (zero-shot: labels and scores, ranked),
+    chunks (chunk mode), logits."""
     applied = {FUNCTION_KEY: function_to_apply.encode()}
     types = {
         "label": (pa.string(), None),
         "score": (pa.float32(), applied),
         "probabilities": (pa.list_(pa.float32()), applied),
+        "labels": (pa.list_(pa.string()), None),
+        "scores": (pa.list_(pa.float32()), None),
         CHUNKS_COLUMN: (pa.int32(), None),
         LOGITS_COLUMN: (pa.list_(pa.float32()), None),
     }
@@ -209,11 +231,14 @@ def output_schema(
     return schema.with_metadata({**(input_schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
 
 
-def rows_as_lists(values: np.ndarray, mask: np.ndarray) -> pa.ListArray:
-    """A [rows, labels] matrix as list<float32>, null where `mask` is set."""
+def rows_as_lists(values: np.ndarray, mask: np.ndarray, labels: Sequence[str] | None = None) -> pa.ListArray:
+    """A [rows, labels] matrix as list<float32> (or, given `labels`, a matrix of label ids as list<string>),
+    null where `mask` is set."""
     n_rows, n_labels = values.shape
     offsets = pa.array(np.arange(0, (n_rows + 1) * n_labels, n_labels, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), pa.float32()), mask=pa.array(mask))
+    flat = values.reshape(-1)
+    items = pa.array(flat, pa.float32()) if labels is None else pc.take(pa.array(labels, pa.string()), pa.array(flat))
+    return pa.ListArray.from_arrays(offsets, items, mask=pa.array(mask))
 
 
 def scored_batch(
@@ -221,10 +246,13 @@ def scored_batch(
 ) -> pa.RecordBatch:
     """Append the output columns the schema names; rows with no text get nulls and keep their place."""
     mask = ~scores.valid
+    ranked = best_first(scores.probabilities) if options.candidate_labels is not None else None  # best first
     outputs = {
         "label": lambda: pc.take(pa.array(labels, pa.string()), pa.array(scores.label_ids, mask=mask)),
         "score": lambda: pa.array(scores.best, pa.float32(), mask=mask),
         "probabilities": lambda: rows_as_lists(scores.probabilities, mask),
+        "labels": lambda: rows_as_lists(ranked, mask, labels),
+        "scores": lambda: rows_as_lists(np.take_along_axis(scores.probabilities, ranked, axis=1), mask),
         CHUNKS_COLUMN: lambda: pa.array(scores.chunks, pa.int32(), mask=mask),
         LOGITS_COLUMN: lambda: rows_as_lists(scores.logits, mask),
     }

@@ -31,6 +31,9 @@ ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 IDENTITY_FILES = (ONNX_FILE, TOKENIZER_FILE)  # the files the runtime reads to compute outputs
 IDENTITY_FIELDS = ("labels", "activation", "max_length", "pad_token_id", "onnx_inputs")  # manifest fields that do
+# Fields added later that decide outputs too: they enter the identity only when set, so dirs exported before
+# them keep their identity.
+OPTIONAL_IDENTITY_FIELDS = ("entailment_id", "contradiction_id")
 
 Activation = Literal["softmax", "sigmoid", "none"]  # the pipeline's default function_to_apply
 
@@ -48,6 +51,9 @@ class Manifest:
     opset: int
     versions: dict[str, str]
     pad_token_id: int = 0
+    # An NLI head's label ids as the zero-shot pipeline picks them (None when no label starts with "entail").
+    entailment_id: int | None = None
+    contradiction_id: int | None = None
     parity: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] | None = None
     graph_optimizations: list[str] = field(default_factory=list)
@@ -70,6 +76,8 @@ def model_identity(manifest: Manifest) -> str:
     """The model's name everywhere (cache key, --resume, footers): a sha256 over the recorded file hashes and the
     manifest fields that decide outputs. The writer records it and the reader recomputes it, with this function."""
     deciding = {"files": manifest.files, **{name: getattr(manifest, name) for name in IDENTITY_FIELDS}}
+    optional = {name: getattr(manifest, name) for name in OPTIONAL_IDENTITY_FIELDS}
+    deciding.update({name: value for name, value in optional.items() if value is not None})
     return hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()
 
 

@@ -20,6 +20,17 @@ from runtime.model.precision import MIN_AGREEMENT, PrecisionChoice
 from runtime.scoring.precision_gate import choose_precision
 from runtime.model.session import OnnxModel
 from runtime.text.tokenization import Encoded, TextEncoder, right_pad
+from runtime.scoring.zero_shot import (
+    DEFAULT_TEMPLATE,
+    TASKS,
+    ZERO_SHOT,
+    NliIds,
+    Task,
+    ZeroShot,
+    answers,
+    merged_hypotheses,
+    score_zero_shot,
+)
 
 PipelineInput = str | Mapping[str, str]
 Truncation = bool | str
@@ -109,6 +120,7 @@ class Scorer(OnnxModel):
     (default: a quarter of a window), aggregated by `chunk_aggregate` (mean or max), at most `max_chunks` each.
     `precision` (fp32, bf16, int8 or auto; default: the graph's own) scores only once it agrees with fp32 on at
     least `min_agreement` of the probes plus `agreement_texts` (runtime/model/precision.py).
+    `task="zero-shot-classification"` (an NLI model) answers as that pipeline does (runtime/scoring/zero_shot.py).
 
     >>> Scorer("models/demo")(["I love it"])
     [{'label': 'POSITIVE', 'score': 0.99...}]
@@ -132,8 +144,12 @@ class Scorer(OnnxModel):
         precision: PrecisionChoice | None = None,
         agreement_texts: Sequence[str] = (),
         min_agreement: float = MIN_AGREEMENT,
+        task: Task = "text-classification",
     ) -> None:
         super().__init__(model_dir, threads=threads, verify_sha256=verify_sha256)
+        if task not in TASKS:
+            raise ConfigurationError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+        self.nli = NliIds.of(self.manifest, model_dir) if task == ZERO_SHOT else None
         self.top_k = top_k
         self.function_to_apply = checked_function(function_to_apply or self.manifest.activation)
         self.labels = self.manifest.labels
@@ -155,6 +171,10 @@ class Scorer(OnnxModel):
         function_to_apply: FunctionToApply | None = None,
         truncation: Truncation = True,
         batch_size: int | None = None,
+        *,
+        candidate_labels: str | Sequence[str] | None = None,
+        hypothesis_template: str = DEFAULT_TEMPLATE,
+        multi_label: bool = False,
     ) -> list[Any] | dict[str, Any]:
         """The pipeline's output shapes: one `{"label", "score"}` per item, or with `top_k` a sorted list per item.
 
@@ -164,7 +184,17 @@ class Scorer(OnnxModel):
         for this call, `batch_size` rows per model run. Texts past the max length are always cut as the
         pipeline's `truncation=True` (or "longest_first") cuts them; `truncation=False` (or "do_not_truncate")
         asks that nothing be cut, so such a text is a ValueError naming it (the pipeline fails in the model).
+        With task="zero-shot-classification", `candidate_labels`, `hypothesis_template` and `multi_label` ask the
+        zero-shot pipeline's question and the answers are its `{"sequence", "labels", "scores"}` dicts.
         """
+        if self.nli is not None:
+            if top_k is not LEGACY_TOP_K or function_to_apply is not None or truncation not in TRUNCATE:
+                raise ConfigurationError("zero-shot answers every label, scored its own way: drop top_k, "
+                                         "function_to_apply and truncation")
+            question = ZeroShot.of(candidate_labels, hypothesis_template, multi_label)
+            return self.classify_zero_shot(inputs, question, batch_size)
+        if candidate_labels is not None:
+            raise ConfigurationError("candidate_labels ask a zero-shot question: load with task='zero-shot-classification'")
         texts, pairs = texts_and_pairs(inputs)
         if truncation in DO_NOT_TRUNCATE:
             self.refuse_truncation(texts, pairs)
@@ -185,6 +215,31 @@ class Scorer(OnnxModel):
         # The pipeline's quirk again: a text with the constructor's top_k (not the call's) gets a list of one list.
         single = inputs is None or isinstance(inputs, Mapping) or (isinstance(inputs, str) and given)
         return cut[0] if single else cut
+
+    def classify_zero_shot(
+        self, inputs: str | None | Sequence[str | None], question: ZeroShot, batch_size: int | None = None
+    ) -> Any:
+        """One dict for a text, a list for a list of texts, as the zero-shot pipeline answers (None for None)."""
+        single = inputs is None or isinstance(inputs, str)
+        texts = [inputs] if single else check_texts(list(inputs), "")
+        found = answers(texts, self.score_zero_shot(texts, question, batch_rows=batch_size), question)
+        return found[0] if single else found
+
+    def score_zero_shot(
+        self,
+        texts: Sequence[str | None],
+        question: ZeroShot,
+        on_rows: Callable[[int], None] | None = None,
+        batch_rows: int | None = None,
+    ) -> Scores:
+        """A window of texts against the question's candidate labels (runtime/scoring/zero_shot.py)."""
+        if self.nli is None:
+            raise ConfigurationError("zero-shot needs the scorer loaded with task='zero-shot-classification'")
+        if self.long_text.chunked:
+            raise ConfigurationError("chunk mode scores single texts; zero-shot scores pairs: use long_text='truncate'")
+        hypotheses = question.hypotheses
+        hypotheses = merged_hypotheses(hypotheses, [part.ids for part in self.encoder.encode_parts(hypotheses)])
+        return score_zero_shot(self.score, self.nli, texts, hypotheses, question.multi_label, on_rows, batch_rows)
 
     def refuse_truncation(self, texts: Sequence[str | None], pairs: Sequence[str | None] | None) -> None:
         """A ValueError naming the first item that would lose tokens (past the max length, or past max_chunks)."""

@@ -72,7 +72,9 @@ class TextEncoder:
         """
         if pairs is None:
             encodings = [self.encode_long(text, encoding) for text, encoding in zip(texts, self.encode_cut(texts))]
-        else:
+        elif self.tokenizer.post_processor is not None:
+            encodings = self.encode_pairs(texts, pairs)
+        else:  # no template to join parts with: the pair's token types come only from encoding it whole
             items = [(text, pair) if pair else text for text, pair in zip(texts, pairs)]
             encodings = self.tokenizer.encode_batch(items, add_special_tokens=True)
         windows = [[encoding, *encoding.overflowing[: self.max_windows - 1]] for encoding in encodings]
@@ -89,6 +91,23 @@ class TextEncoder:
             chunks=chunks,
             truncated=truncated,
         )
+
+    def encode_pairs(self, texts: Sequence[str], pairs: Sequence[str]) -> list[Encoding]:
+        """Each distinct text and pair tokenized once, then joined (and truncated) by the tokenizer's own pair
+        template, which is what encoding each pair whole does: a zero-shot window repeats every text once per
+        candidate label and every hypothesis once per text."""
+        distinct = list(dict.fromkeys([*texts, *(pair for pair in pairs if pair)]))
+        parts = dict(zip(distinct, self.encode_parts(distinct)))
+        return [self.tokenizer.post_process(parts[text], parts[pair] if pair else None) for text, pair in zip(texts, pairs)]
+
+    def encode_parts(self, texts: Sequence[str]) -> list[Encoding]:
+        """Texts as the parts of a pair: no special tokens and not truncated (the joined pair is)."""
+        truncation = self.tokenizer.truncation
+        self.tokenizer.no_truncation()
+        try:
+            return self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        finally:
+            self.tokenizer.enable_truncation(**truncation)
 
     def encode_cut(self, texts: Sequence[str]) -> list[Encoding]:
         return self.tokenizer.encode_batch([cut_at_space(text, self.char_budget) for text in texts])
