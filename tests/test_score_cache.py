@@ -117,7 +117,8 @@ def test_two_concurrent_writers_then_a_reader_lose_nothing(tmp_path, model_dir):
     finally:
         for writer in writers:
             stop_group(writer)
-    assert cache_stats(Location.local(tmp_path / "cache")).entries == 800  # 200 rows written by both: twice
+    # the 200 rows both inputs share are written twice, unless one writer's part landed before the other looked
+    assert 600 <= cache_stats(Location.local(tmp_path / "cache")).entries <= 800
     _, summary = night(tmp_path, "reader", model_dir, texts(600))
     assert summary["cached_rows"] == 600
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.name.startswith(".")]
