@@ -84,7 +84,7 @@ def score_batches(
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow's function (bound to a spec and an optional RowCounts accumulator with functools.partial)."""
     scorer = scorer_for(spec, task_threads(spec))
-    task_counts = RowCounts.start(scorer)
+    task_counts = RowCounts.start(scorer, spec.options)
     for batch in batches:
         schema = output_schema(batch.schema, {}, spec.options, scorer.function_to_apply)
         scored, scores = score_batch(scorer, batch, schema, spec.options)
